@@ -1,0 +1,25 @@
+//! pier's configuration: one typed tree, merged from built-in defaults < `pier.toml` <
+//! environment < command-line flags, then validated.
+//!
+//! Only this crate reads environment variables. Every error names the key, where its value came
+//! from and what was expected. Secrets (`database.url`, `database.password`, `metrics.token`,
+//! `apis.<name>.key`) are also accepted from a file: `NAME_FILE=/path` in the environment or
+//! `<key>_file = "/path"` in `pier.toml`; they are never printed.
+#![deny(clippy::unwrap_used)]
+
+mod error;
+mod load;
+mod model;
+mod net;
+mod raw;
+mod source;
+
+pub use error::ConfigError;
+pub use model::{
+    Config, DatabaseConfig, HttpConfig, LoadOptions, LogConfig, LogFormat, LogLevel,
+    MetricsConfig, OutsideApi, Paths, PostgresConfig, Role, SqliteConfig, expose,
+};
+pub use net::IpNet;
+pub use raw::{AppEnv, Durability, PgTlsMode};
+pub use secrecy::SecretString;
+pub use source::{Env, Flag, Source};
