@@ -1,0 +1,240 @@
+//! pier's storage core: the embedded SQLite engine (the default) and PostgreSQL, behind one
+//! interface, plus the migrations runner.
+//!
+//! # Layout
+//! - [`Store`] is a cheap, cloneable handle. [`Store::read`] and [`Store::write`] run a closure
+//!   against a [`Conn`] inside one transaction; [`Store::query`] and [`Store::execute`] run one
+//!   statement.
+//! - SQL is written with PostgreSQL's `$1, $2, …` placeholders for both engines; SQLite gets them
+//!   rewritten to `?1, ?2, …`. Values are always bound, never pasted into SQL.
+//! - SQLite: one writer thread owns the read-write connection and commits queued writes in groups
+//!   (each in its own savepoint, so one failure does not undo the others) to share one fsync;
+//!   reader threads own read-only connections. Async callers only ever await a channel.
+//! - PostgreSQL: a connection pool, optionally over TLS.
+//!
+//! This crate knows nothing of HTTP; errors carry a [`pier_core::ErrorKind`].
+#![deny(clippy::unwrap_used)]
+
+mod error;
+mod migrate;
+mod postgres;
+mod sql;
+mod sqlite;
+mod value;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use pier_config::DatabaseConfig;
+
+pub use error::StorageError;
+pub use migrate::{CORE_MIGRATIONS, Migration, MigrationState};
+pub use value::{Rows, Value};
+
+/// A boxed, sendable future borrowing from `'a`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Which SQL dialect a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// Lowercase engine name, for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "sqlite",
+            Dialect::Postgres => "postgres",
+        }
+    }
+}
+
+/// A connection inside a transaction, handed to [`Store::read`] and [`Store::write`] closures.
+///
+/// The closure may await only these methods: on SQLite it runs on the database's own thread.
+/// It must not issue `BEGIN`, `COMMIT` or `ROLLBACK` itself; returning an error rolls back.
+#[async_trait::async_trait]
+pub trait Conn: Send {
+    /// The SQL dialect of this connection.
+    fn dialect(&self) -> Dialect;
+    /// Runs a statement that returns rows.
+    async fn query(&mut self, sql: &str, params: &[Value]) -> Result<Rows, StorageError>;
+    /// Runs a statement and returns the number of rows it changed.
+    async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, StorageError>;
+    /// Runs several `;`-separated statements without parameters (schema changes).
+    async fn execute_script(&mut self, sql: &str) -> Result<(), StorageError>;
+}
+
+/// Gauges and counters of the storage engine, read at scrape time.
+#[derive(Debug, Clone, Default)]
+pub struct StoreStats {
+    /// `sqlite` or `postgres`.
+    pub engine: &'static str,
+    /// Writes waiting for the SQLite writer thread.
+    pub write_queue: usize,
+    /// Reads waiting for a SQLite reader thread.
+    pub read_queue: usize,
+    /// Open connections (SQLite: readers + writer; PostgreSQL: pool size now).
+    pub connections: usize,
+    /// Idle pooled connections (PostgreSQL).
+    pub idle_connections: usize,
+    /// Largest pool size (PostgreSQL) or connection count (SQLite).
+    pub max_connections: usize,
+    /// Callers waiting for a PostgreSQL connection.
+    pub waiting: usize,
+    /// SQLite WAL file size in bytes.
+    pub wal_bytes: u64,
+    /// Transactions committed by the SQLite writer.
+    pub commits: u64,
+    /// Writes committed by the SQLite writer (greater than `commits` when grouped).
+    pub committed_writes: u64,
+}
+
+enum Engine {
+    Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PgStore),
+}
+
+/// A handle to the database. Clone it freely.
+#[derive(Clone)]
+pub struct Store {
+    engine: Arc<Engine>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dialect", &self.dialect())
+            .finish()
+    }
+}
+
+impl Store {
+    /// Opens the configured database. SQLite is opened (and locked against other pier
+    /// processes) at once; PostgreSQL connects lazily, so a server that is down now only makes
+    /// [`Store::ping`] fail until it is up.
+    ///
+    /// # Errors
+    /// SQLite: the file cannot be opened, is not a database, or is held by another process.
+    /// PostgreSQL: the TLS settings are unusable.
+    pub async fn open(config: &DatabaseConfig) -> Result<Store, StorageError> {
+        let engine = match config {
+            DatabaseConfig::Sqlite(c) => {
+                let c = c.clone();
+                let store = tokio::task::spawn_blocking(move || sqlite::SqliteStore::open(&c))
+                    .await
+                    .map_err(|e| StorageError::Unavailable {
+                        message: "database open task failed".into(),
+                        source: Some(Box::new(e)),
+                    })??;
+                Engine::Sqlite(store)
+            }
+            DatabaseConfig::Postgres(c) => Engine::Postgres(postgres::PgStore::new(c)?),
+        };
+        Ok(Store {
+            engine: Arc::new(engine),
+        })
+    }
+
+    /// The dialect of the engine.
+    pub fn dialect(&self) -> Dialect {
+        match &*self.engine {
+            Engine::Sqlite(_) => Dialect::Sqlite,
+            Engine::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    /// Runs `f` in a read-only transaction (one consistent snapshot).
+    ///
+    /// # Errors
+    /// What `f` returns, or [`StorageError::Unavailable`] when the database cannot be reached.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut dyn Conn) -> BoxFuture<'c, Result<T, StorageError>>
+            + Send
+            + 'static,
+    {
+        match &*self.engine {
+            Engine::Sqlite(s) => s.read(f).await,
+            Engine::Postgres(p) => p.read(f).await,
+        }
+    }
+
+    /// Runs `f` in a read-write transaction: all of it commits, or none of it when it fails.
+    /// On SQLite, concurrent writes may share one commit (and one fsync); each runs in its own
+    /// savepoint, and the result is returned only once the commit is durable.
+    ///
+    /// # Errors
+    /// What `f` returns, a failed commit, or [`StorageError::Unavailable`].
+    pub async fn write<T, F>(&self, f: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut dyn Conn) -> BoxFuture<'c, Result<T, StorageError>>
+            + Send
+            + 'static,
+    {
+        match &*self.engine {
+            Engine::Sqlite(s) => s.write(f).await,
+            Engine::Postgres(p) => p.write(f).await,
+        }
+    }
+
+    /// Runs one read statement.
+    ///
+    /// # Errors
+    /// As [`Store::read`].
+    pub async fn query(
+        &self,
+        sql: impl Into<String>,
+        params: Vec<Value>,
+    ) -> Result<Rows, StorageError> {
+        let sql = sql.into();
+        match &*self.engine {
+            Engine::Sqlite(s) => s.query(sql, params).await,
+            Engine::Postgres(p) => p.query(&sql, &params).await,
+        }
+    }
+
+    /// Runs one write statement in its own transaction.
+    ///
+    /// # Errors
+    /// As [`Store::write`].
+    pub async fn execute(
+        &self,
+        sql: impl Into<String>,
+        params: Vec<Value>,
+    ) -> Result<u64, StorageError> {
+        let sql = sql.into();
+        self.write(move |c| Box::pin(async move { c.execute(&sql, &params).await }))
+            .await
+    }
+
+    /// Checks that the database answers.
+    ///
+    /// # Errors
+    /// [`StorageError::Unavailable`] when it does not.
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        self.query("SELECT 1", Vec::new()).await.map(|_| ())
+    }
+
+    /// Current gauges and counters.
+    pub fn stats(&self) -> StoreStats {
+        match &*self.engine {
+            Engine::Sqlite(s) => s.stats(),
+            Engine::Postgres(p) => p.stats(),
+        }
+    }
+
+    /// Finishes queued work, checkpoints (SQLite) and closes every connection. Calls after
+    /// this fail with [`StorageError::Unavailable`].
+    pub async fn close(&self) {
+        match &*self.engine {
+            Engine::Sqlite(s) => s.close().await,
+            Engine::Postgres(p) => p.close(),
+        }
+    }
+}

@@ -1,0 +1,330 @@
+//! The PostgreSQL engine: a deadpool connection pool, optionally over rustls.
+
+use std::error::Error;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use pier_config::{PgTlsMode, PostgresConfig, expose};
+use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
+
+use crate::{BoxFuture, Conn, Dialect, Rows, StorageError, StoreStats, Value};
+
+type BoxError = Box<dyn Error + Sync + Send>;
+
+pub(crate) struct PgStore {
+    pool: Pool,
+}
+
+impl PgStore {
+    pub(crate) fn new(config: &PostgresConfig) -> Result<PgStore, StorageError> {
+        let mut pg = tokio_postgres::Config::new();
+        pg.host(&config.host)
+            .port(config.port)
+            .dbname(&config.name)
+            .user(&config.user)
+            .application_name("pier")
+            .connect_timeout(config.connect_timeout);
+        if let Some(p) = &config.password {
+            pg.password(expose(p));
+        }
+        pg.ssl_mode(match config.tls {
+            PgTlsMode::Disable => tokio_postgres::config::SslMode::Disable,
+            PgTlsMode::Require => tokio_postgres::config::SslMode::Require,
+        });
+        let tls = tls_connector(config)?;
+        let manager = Manager::from_config(
+            pg,
+            tls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(config.pool_size)
+            .runtime(Runtime::Tokio1)
+            .create_timeout(Some(config.connect_timeout))
+            .wait_timeout(Some(config.connect_timeout * 2))
+            .build()
+            .map_err(|e| StorageError::Unavailable {
+                message: format!("failed to build the connection pool: {e}"),
+                source: None,
+            })?;
+        Ok(PgStore { pool })
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StorageError> {
+        self.pool.get().await.map_err(StorageError::from)
+    }
+
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut dyn Conn) -> BoxFuture<'c, Result<T, StorageError>>
+            + Send
+            + 'static,
+    {
+        let mut client = self.client().await?;
+        let tx = client
+            .build_transaction()
+            .read_only(true)
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .start()
+            .await?;
+        let mut conn = PgConn { tx: &tx };
+        let out = f(&mut conn).await;
+        // Ending a read-only transaction either way keeps nothing; rollback is cheapest.
+        tx.rollback().await?;
+        out
+    }
+
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut dyn Conn) -> BoxFuture<'c, Result<T, StorageError>>
+            + Send
+            + 'static,
+    {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let mut conn = PgConn { tx: &tx };
+        let out = f(&mut conn).await;
+        match out {
+            Ok(v) => {
+                tx.commit().await?;
+                Ok(v)
+            }
+            Err(e) => {
+                // Dropping the transaction rolls it back; say so explicitly to free the
+                // connection at once.
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    pub(crate) async fn query(&self, sql: &str, params: &[Value]) -> Result<Rows, StorageError> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(sql).await?;
+        let rows = client.query(&stmt, &as_params(params)).await?;
+        to_rows(&stmt, rows)
+    }
+
+    pub(crate) fn stats(&self) -> StoreStats {
+        let s = self.pool.status();
+        StoreStats {
+            engine: "postgres",
+            connections: s.size,
+            idle_connections: s.available,
+            max_connections: s.max_size,
+            waiting: s.waiting,
+            ..StoreStats::default()
+        }
+    }
+
+    pub(crate) fn close(&self) {
+        self.pool.close();
+    }
+}
+
+fn tls_connector(
+    config: &PostgresConfig,
+) -> Result<tokio_postgres_rustls::MakeRustlsConnect, StorageError> {
+    let mut roots = rustls::RootCertStore::empty();
+    match &config.tls_ca_file {
+        Some(path) => {
+            use rustls_pki_types::pem::PemObject;
+            let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| StorageError::Unavailable {
+                    message: format!(
+                        "failed to read the CA file `{}` (database.tls_ca_file): {e}",
+                        path.display()
+                    ),
+                    source: None,
+                })?;
+            for c in certs {
+                roots.add(c).map_err(|e| StorageError::Unavailable {
+                    message: format!(
+                        "bad certificate in `{}` (database.tls_ca_file): {e}",
+                        path.display()
+                    ),
+                    source: None,
+                })?;
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StorageError::Unavailable {
+            message: format!("TLS setup failed: {e}"),
+            source: None,
+        })?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
+}
+
+fn as_params(params: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
+    params.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
+}
+
+fn to_rows(
+    stmt: &tokio_postgres::Statement,
+    rows: Vec<tokio_postgres::Row>,
+) -> Result<Rows, StorageError> {
+    let columns: Arc<[String]> = stmt
+        .columns()
+        .iter()
+        .map(|c| c.name().to_owned())
+        .collect();
+    let types: Vec<Type> = stmt.columns().iter().map(|c| c.type_().clone()).collect();
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let mut values = Vec::with_capacity(types.len());
+        for (i, ty) in types.iter().enumerate() {
+            values.push(column_value(&row, i, ty)?);
+        }
+        out.push(values);
+    }
+    Ok(Rows::new(columns, out))
+}
+
+fn column_value(row: &tokio_postgres::Row, i: usize, ty: &Type) -> Result<Value, StorageError> {
+    let v = match *ty {
+        Type::INT8 => row.try_get::<_, Option<i64>>(i)?.map(Value::Integer),
+        Type::INT4 => row
+            .try_get::<_, Option<i32>>(i)?
+            .map(|n| Value::Integer(n.into())),
+        Type::INT2 => row
+            .try_get::<_, Option<i16>>(i)?
+            .map(|n| Value::Integer(n.into())),
+        Type::BOOL => row
+            .try_get::<_, Option<bool>>(i)?
+            .map(|b| Value::Integer(b.into())),
+        Type::FLOAT8 => row.try_get::<_, Option<f64>>(i)?.map(Value::Real),
+        Type::FLOAT4 => row
+            .try_get::<_, Option<f32>>(i)?
+            .map(|f| Value::Real(f.into())),
+        Type::BYTEA => row.try_get::<_, Option<Vec<u8>>>(i)?.map(Value::Blob),
+        Type::VOID => None,
+        _ if RawText::accepts(ty) => row.try_get::<_, Option<RawText>>(i)?.map(|t| Value::Text(t.0)),
+        _ => {
+            return Err(StorageError::Query {
+                kind: pier_core::ErrorKind::Internal,
+                message: format!("column {i} has the unsupported type `{ty}`; cast it in SQL"),
+                source: None,
+            });
+        }
+    };
+    Ok(v.unwrap_or(Value::Null))
+}
+
+/// Any textual column, including JSON and JSONB, read as its text.
+struct RawText(String);
+
+impl<'a> FromSql<'a> for RawText {
+    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<RawText, BoxError> {
+        let raw = if *ty == Type::JSONB {
+            // JSONB's binary form is a version byte (1) followed by the JSON text.
+            raw.get(1..).ok_or("empty jsonb value")?
+        } else {
+            raw
+        };
+        Ok(RawText(std::str::from_utf8(raw)?.to_owned()))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        matches!(
+            *ty,
+            Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::JSON | Type::JSONB
+        ) || ty.name() == "citext"
+    }
+}
+
+impl ToSql for Value {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
+        match self {
+            Value::Null => Ok(IsNull::Yes),
+            Value::Integer(n) => match *ty {
+                Type::INT8 => n.to_sql(ty, out),
+                Type::INT4 => i32::try_from(*n)?.to_sql(ty, out),
+                Type::INT2 => i16::try_from(*n)?.to_sql(ty, out),
+                Type::BOOL => (*n != 0).to_sql(ty, out),
+                #[allow(clippy::cast_precision_loss)]
+                Type::FLOAT8 => (*n as f64).to_sql(ty, out),
+                #[allow(clippy::cast_precision_loss)]
+                Type::FLOAT4 => (*n as f32).to_sql(ty, out),
+                _ => text_to_sql(&n.to_string(), ty, out),
+            },
+            Value::Real(f) => match *ty {
+                Type::FLOAT8 => f.to_sql(ty, out),
+                #[allow(clippy::cast_possible_truncation)]
+                Type::FLOAT4 => (*f as f32).to_sql(ty, out),
+                _ => text_to_sql(&f.to_string(), ty, out),
+            },
+            Value::Text(s) => text_to_sql(s, ty, out),
+            Value::Blob(b) => match *ty {
+                Type::BYTEA => b.as_slice().to_sql(ty, out),
+                _ => Err(format!("cannot bind a blob to a `{ty}` parameter").into()),
+            },
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
+
+fn text_to_sql(s: &str, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
+    match *ty {
+        Type::JSONB => {
+            out.extend_from_slice(&[1]);
+            out.extend_from_slice(s.as_bytes());
+            Ok(IsNull::No)
+        }
+        Type::JSON => {
+            out.extend_from_slice(s.as_bytes());
+            Ok(IsNull::No)
+        }
+        Type::INT8 => s.trim().parse::<i64>()?.to_sql(ty, out),
+        Type::INT4 => s.trim().parse::<i32>()?.to_sql(ty, out),
+        Type::FLOAT8 => s.trim().parse::<f64>()?.to_sql(ty, out),
+        Type::BOOL => matches!(s, "true" | "1").to_sql(ty, out),
+        _ => {
+            out.extend_from_slice(s.as_bytes());
+            Ok(IsNull::No)
+        }
+    }
+}
+
+/// A connection inside a PostgreSQL transaction.
+struct PgConn<'a> {
+    tx: &'a deadpool_postgres::Transaction<'a>,
+}
+
+#[async_trait::async_trait]
+impl Conn for PgConn<'_> {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    async fn query(&mut self, sql: &str, params: &[Value]) -> Result<Rows, StorageError> {
+        let stmt = self.tx.prepare_cached(sql).await?;
+        let rows = self.tx.query(&stmt, &as_params(params)).await?;
+        to_rows(&stmt, rows)
+    }
+
+    async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, StorageError> {
+        let stmt = self.tx.prepare_cached(sql).await?;
+        Ok(self.tx.execute(&stmt, &as_params(params)).await?)
+    }
+
+    async fn execute_script(&mut self, sql: &str) -> Result<(), StorageError> {
+        self.tx.batch_execute(sql).await.map_err(StorageError::from)
+    }
+}
