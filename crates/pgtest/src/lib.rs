@@ -233,7 +233,7 @@ fn start_cluster() -> Result<Server, String> {
          pid=$!
          echo started
          read _
-         kill -INT $pid 2>/dev/null
+         kill -INT $(head -n 1 '{data}/postmaster.pid') 2>/dev/null
          wait $pid
          rm -rf '{dir}'",
         bin = bin.display(),
