@@ -1,0 +1,13 @@
+//! Operations: the metric registry and its names, process metrics, and the readiness state.
+//!
+//! Metric names live in [`metrics::names`] and nowhere else. Label values are bounded: routes
+//! are matched route templates, never raw paths.
+#![deny(clippy::unwrap_used)]
+
+pub mod metrics;
+mod process;
+mod readiness;
+
+pub use metrics::{Metrics, RequestTimer};
+pub use process::ProcessStats;
+pub use readiness::{Readiness, ReadinessReport};
