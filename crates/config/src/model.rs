@@ -289,6 +289,57 @@ impl Config {
         Ok(())
     }
 
+    /// As [`Config::prepare_folders`], but creates nothing: a missing folder passes when its
+    /// parent could hold it. Used by `pier check`.
+    ///
+    /// # Errors
+    /// [`ConfigError::Folder`] naming the key, its source and the problem.
+    pub fn check_folders(&self) -> Result<(), ConfigError> {
+        let mut folders = vec![("paths.data_dir", self.paths.data_dir.clone())];
+        if let DatabaseConfig::Sqlite(s) = &self.database
+            && let Some(parent) = s.path.parent().filter(|p| !p.as_os_str().is_empty())
+        {
+            folders.push(("paths.database_file", parent.to_owned()));
+        }
+        if self.log.file {
+            folders.push(("paths.logs_dir", self.paths.logs_dir.clone()));
+        }
+        for (key, path) in folders {
+            if path.exists() {
+                if !path.is_dir() {
+                    return Err(self.folder_error(key, &path, "is a file, not a folder"));
+                }
+                let meta = std::fs::metadata(&path)
+                    .map_err(|e| self.folder_error(key, &path, &format!("cannot be read: {e}")))?;
+                if meta.permissions().readonly() {
+                    return Err(self.folder_error(key, &path, "is not writable"));
+                }
+            } else {
+                let mut ancestor = path.parent();
+                while let Some(a) = ancestor.filter(|a| !a.as_os_str().is_empty() && !a.exists()) {
+                    ancestor = a.parent();
+                }
+                if let Some(a) = ancestor.filter(|a| !a.as_os_str().is_empty())
+                    && !a.is_dir()
+                {
+                    return Err(self.folder_error(
+                        key,
+                        &path,
+                        &format!("cannot be created: `{}` is not a folder", a.display()),
+                    ));
+                }
+            }
+        }
+        if self.origin("paths.public_dir") != Source::Default && !self.paths.public_dir.is_dir() {
+            return Err(self.folder_error(
+                "paths.public_dir",
+                &self.paths.public_dir,
+                "does not exist or is not a folder",
+            ));
+        }
+        Ok(())
+    }
+
     fn folder_error(&self, key: &str, path: &Path, problem: &str) -> ConfigError {
         ConfigError::Folder {
             key: key.to_owned(),

@@ -1,0 +1,29 @@
+//! pier's REST backend. Each area exposes one `router(state)`; handlers stay private.
+//!
+//! Every error leaves through [`ApiError`], in PocketBase's JSON shape
+//! (`{"data":{},"message":"…","status":404}`); 5xx bodies never carry internals.
+#![deny(clippy::unwrap_used)]
+
+mod error;
+mod health;
+mod ops;
+mod state;
+
+pub use error::{ApiError, ErrorReport};
+pub use state::AppState;
+
+use axum::Router;
+
+/// Every route of the backend: `/api/health`, `/livez`, `/readyz`, `/metrics`, and the PocketBase
+/// API fallback for unknown `/api/*` paths.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(health::router())
+        .merge(ops::router())
+        .route("/api/{*rest}", axum::routing::any(not_found))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found()
+}

@@ -1,0 +1,93 @@
+//! Command-line arguments. Flags that set configuration keys map onto `pier-config` flags, so
+//! they take precedence over the environment and `pier.toml`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// pier: the gateway, backend and database of a web project, in one binary.
+///
+/// Configuration is read from built-in defaults, then `pier.toml` (`--config` or PIER_CONFIG),
+/// then the environment (APP_ENV, DEBUG, LOG_LEVEL, DB_*, DATABASE_URL, PIER_SECTION__KEY),
+/// then these flags. `pier check` prints the result.
+#[derive(Debug, Parser)]
+#[command(name = "pier", version, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the gateway and the backend in one process (embedded SQLite by default).
+    Serve(ServeArgs),
+    /// Run the backend (REST API) alone, for a gateway in front of several backends.
+    Backend(BackendArgs),
+    /// Apply pending database migrations, or list them.
+    Migrate(MigrateArgs),
+    /// Validate the configuration and print it, secrets redacted; exit non-zero when invalid.
+    Check(CheckArgs),
+    /// Print pier's version.
+    Version,
+}
+
+/// Flags every command that touches data takes.
+#[derive(Debug, Args)]
+pub(crate) struct DataArgs {
+    /// The data folder (default: ./pier_data in development, /var/lib/pier in production).
+    #[arg(long, value_name = "DATA_FOLDER")]
+    pub(crate) dir: Option<PathBuf>,
+    /// The configuration file (default: $PIER_CONFIG, else none).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on, host:port; port 0 picks a free port (default: 127.0.0.1:8080,
+    /// 0.0.0.0:8080 in production).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) http: Option<String>,
+    /// The frontend build to serve (default: ./public, /srv/pier/static in production).
+    #[arg(long = "public-dir", alias = "publicDir", value_name = "FOLDER")]
+    pub(crate) public_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) data: DataArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BackendArgs {
+    /// Address to listen on, host:port; port 0 picks a free port (default: 127.0.0.1:8090,
+    /// 0.0.0.0:8090 in production).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) http: Option<String>,
+    #[command(flatten)]
+    pub(crate) data: DataArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MigrateArgs {
+    /// `up` applies pending migrations (the default); `list` shows each with its state.
+    #[arg(value_enum, default_value = "up")]
+    pub(crate) action: MigrateAction,
+    #[command(flatten)]
+    pub(crate) data: DataArgs,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum MigrateAction {
+    Up,
+    List,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    /// Check this listen address too.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) http: Option<String>,
+    /// Check this frontend folder too.
+    #[arg(long = "public-dir", alias = "publicDir", value_name = "FOLDER")]
+    pub(crate) public_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) data: DataArgs,
+}

@@ -1,0 +1,168 @@
+//! What each subcommand does.
+
+use anyhow::Context;
+use pier_config::{Config, Env, Flag, LoadOptions, Role};
+use pier_server::{Application, MIGRATIONS};
+use pier_storage::Store;
+
+use crate::cli::{Cli, Command, DataArgs, MigrateAction};
+use crate::telemetry;
+
+pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Version => {
+            println!("pier version {}", pier_core::VERSION);
+            Ok(())
+        }
+        Command::Serve(a) => {
+            let mut flags = data_flags(&a.data);
+            push(&mut flags, "http.addr", a.http, "--http");
+            push_path(&mut flags, "paths.public_dir", a.public_dir.as_deref(), "--public-dir");
+            serve(Role::Serve, a.data.config, flags)
+        }
+        Command::Backend(a) => {
+            let mut flags = data_flags(&a.data);
+            push(&mut flags, "http.addr", a.http, "--http");
+            serve(Role::Backend, a.data.config, flags)
+        }
+        Command::Check(a) => {
+            let mut flags = data_flags(&a.data);
+            push(&mut flags, "http.addr", a.http, "--http");
+            push_path(&mut flags, "paths.public_dir", a.public_dir.as_deref(), "--public-dir");
+            let config = load(Role::Serve, a.data.config, flags)?;
+            config.check_folders()?;
+            print!("{}", config.describe());
+            println!("# configuration is valid");
+            Ok(())
+        }
+        Command::Migrate(a) => {
+            let flags = data_flags(&a.data);
+            let config = load(Role::Tool, a.data.config, flags)?;
+            config.prepare_folders()?;
+            let _guards = telemetry::init(&config)?;
+            runtime()?.block_on(migrate(config, a.action))
+        }
+    }
+}
+
+fn load(role: Role, config_file: Option<std::path::PathBuf>, flags: Vec<Flag>) -> anyhow::Result<Config> {
+    let config = Config::load(
+        LoadOptions {
+            role,
+            config_file,
+            flags,
+        },
+        &Env::from_process(),
+    )?;
+    Ok(config)
+}
+
+fn push(flags: &mut Vec<Flag>, key: &'static str, value: Option<String>, name: &'static str) {
+    if let Some(value) = value {
+        flags.push(Flag { key, value, name });
+    }
+}
+
+fn push_path(flags: &mut Vec<Flag>, key: &'static str, value: Option<&std::path::Path>, name: &'static str) {
+    push(flags, key, value.map(|p| p.to_string_lossy().into_owned()), name);
+}
+
+fn data_flags(data: &DataArgs) -> Vec<Flag> {
+    let mut flags = Vec::new();
+    push_path(&mut flags, "paths.data_dir", data.dir.as_deref(), "--dir");
+    flags
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("pier-worker")
+        .build()
+        .context("failed to start the async runtime")
+}
+
+fn serve(role: Role, config_file: Option<std::path::PathBuf>, flags: Vec<Flag>) -> anyhow::Result<()> {
+    let config = load(role, config_file, flags)?;
+    config.prepare_folders()?;
+    let _guards = telemetry::init(&config)?;
+    tracing::info!(
+        version = pier_core::VERSION,
+        env = ?config.app_env,
+        database = match &config.database {
+            pier_config::DatabaseConfig::Sqlite(_) => "sqlite",
+            pier_config::DatabaseConfig::Postgres(_) => "postgres",
+        },
+        "starting pier"
+    );
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let app = Application::build(config)
+            .await
+            .context("failed to start")?;
+        app.run_until_stopped(shutdown_signal())
+            .await
+            .context("server stopped with an error")
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!(signal = "SIGINT", "shutting down"),
+        () = term => tracing::info!(signal = "SIGTERM", "shutting down"),
+    }
+}
+
+async fn migrate(config: Config, action: MigrateAction) -> anyhow::Result<()> {
+    let store = Store::open(&config.database)
+        .await
+        .context("failed to open the database")?;
+    let result = async {
+        match action {
+            MigrateAction::Up => {
+                let applied = store.migrate(MIGRATIONS).await?;
+                if applied.is_empty() {
+                    println!("no pending migrations");
+                } else {
+                    for v in applied {
+                        let name = MIGRATIONS.iter().find(|m| m.version == v).map_or("", |m| m.name);
+                        println!("applied {v} {name}");
+                    }
+                }
+            }
+            MigrateAction::List => {
+                for m in store.migration_state(MIGRATIONS).await? {
+                    let state = match m.applied_at_ms {
+                        Some(ms) => format!("applied (unix ms {ms})"),
+                        None => "pending".to_owned(),
+                    };
+                    println!("{:>4}  {:<24} {state}", m.version, m.name);
+                }
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    store.close().await;
+    result
+}

@@ -1,0 +1,253 @@
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use pier_api::AppState;
+use pier_config::{Config, DatabaseConfig};
+use pier_core::ErrorKind;
+use pier_ops::{Metrics, Readiness};
+use pier_storage::{StorageError, Store};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::MIGRATIONS;
+use crate::middleware::{Observer, observe};
+
+/// Free space below which `/readyz` reports the disk as low.
+const MIN_FREE_BYTES: u64 = 64 * 1024 * 1024;
+/// Longest pause between two attempts to reach an unavailable database at start.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
+
+/// Why the application could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    #[error("failed to listen on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("server error")]
+    Serve(#[source] std::io::Error),
+}
+
+/// A bound, ready-to-run pier.
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    router: Router,
+    store: Store,
+    readiness: Arc<Readiness>,
+    shutdown_timeout: Duration,
+    /// Migrations could not run yet because the database was unreachable.
+    migrate_in_background: bool,
+}
+
+impl Application {
+    /// Opens the database, applies migrations (or schedules them, when PostgreSQL is not
+    /// reachable yet), and binds the listener from `config.http.addr`.
+    ///
+    /// # Errors
+    /// The database cannot be opened, the schema is newer than this build, a migration fails,
+    /// or the address cannot be bound.
+    pub async fn build(config: Config) -> Result<Application, StartError> {
+        let addr = config.http.addr;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        Application::build_with_listener(config, listener).await
+    }
+
+    /// As [`Application::build`], on a listener bound by the caller (tests bind port 0).
+    ///
+    /// # Errors
+    /// As [`Application::build`], except binding.
+    pub async fn build_with_listener(
+        config: Config,
+        listener: TcpListener,
+    ) -> Result<Application, StartError> {
+        let addr = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind {
+                addr: config.http.addr,
+                source,
+            })?;
+        let store = Store::open(&config.database).await?;
+        let migrate_in_background = match store.migrate(MIGRATIONS).await {
+            Ok(applied) => {
+                if !applied.is_empty() {
+                    tracing::info!(applied = ?applied, "database migrated");
+                }
+                false
+            }
+            Err(e) if e.kind() == ErrorKind::Unavailable => {
+                tracing::warn!(error = %e, "database unavailable at start; retrying in the background");
+                true
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let disk_dir = match &config.database {
+            DatabaseConfig::Sqlite(s) => s.path.parent().map(std::path::Path::to_path_buf),
+            DatabaseConfig::Postgres(_) => None,
+        };
+        let readiness = Arc::new(Readiness::new(disk_dir, MIN_FREE_BYTES));
+        if !migrate_in_background {
+            readiness.set_migrated();
+        }
+        let metrics = Arc::new(Metrics::new());
+        let state = AppState::new(
+            &config,
+            store.clone(),
+            metrics.clone(),
+            readiness.clone(),
+            MIGRATIONS,
+        );
+        let observer = Arc::new(Observer::new(
+            metrics,
+            config.http.request_timeout,
+            config.log.requests,
+        ));
+        let router = pier_api::router(state)
+            .layer(DefaultBodyLimit::max(config.http.body_limit))
+            .layer(axum::middleware::from_fn_with_state(observer, observe));
+        Ok(Application {
+            listener,
+            addr,
+            router,
+            store,
+            readiness,
+            shutdown_timeout: config.http.shutdown_timeout,
+            migrate_in_background,
+        })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// A handle to the database (tests look behind the API with it).
+    pub fn store(&self) -> Store {
+        self.store.clone()
+    }
+
+    /// Serves until `shutdown` resolves; then stops accepting, lets in-flight requests finish
+    /// within the shutdown deadline, and closes the database.
+    ///
+    /// # Errors
+    /// The server failed, or a migration that could only run once the database came up failed.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
+        let Application {
+            listener,
+            addr,
+            router,
+            store,
+            readiness,
+            shutdown_timeout,
+            migrate_in_background,
+        } = self;
+        let (stop_tx, mut stop_rx) = watch::channel(false);
+        let (fatal_tx, mut fatal_rx) = tokio::sync::mpsc::channel::<StorageError>(1);
+
+        if migrate_in_background {
+            let store = store.clone();
+            let readiness = readiness.clone();
+            let mut stop = stop_rx.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    r = migrate_with_retry(&store, &readiness) => {
+                        if let Err(e) = r {
+                            let _ = fatal_tx.send(e).await;
+                        }
+                    }
+                    _ = stop.changed() => {}
+                }
+            });
+        }
+
+        let draining = readiness.clone();
+        let signal = async move {
+            let fatal = tokio::select! {
+                () = shutdown => None,
+                e = fatal_rx.recv() => e,
+            };
+            draining.set_draining();
+            let _ = stop_tx.send(true);
+            fatal
+        };
+        let (fatal_out_tx, mut fatal_out_rx) = tokio::sync::oneshot::channel();
+        let graceful = async move {
+            let fatal = signal.await;
+            let _ = fatal_out_tx.send(fatal);
+        };
+
+        tracing::info!(addr = %addr, "listening on http://{addr}");
+        let server = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(graceful);
+
+        let deadline = async move {
+            let _ = stop_rx.wait_for(|stopped| *stopped).await;
+            tokio::time::sleep(shutdown_timeout).await;
+        };
+        let result = tokio::select! {
+            r = server.into_future() => r.map_err(StartError::Serve),
+            () = deadline => {
+                tracing::warn!(
+                    timeout_seconds = shutdown_timeout.as_secs(),
+                    "in-flight requests did not finish within the shutdown deadline"
+                );
+                Ok(())
+            }
+        };
+        store.close().await;
+        tracing::info!("stopped");
+        result?;
+        match fatal_out_rx.try_recv() {
+            Ok(Some(e)) => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+async fn migrate_with_retry(store: &Store, readiness: &Readiness) -> Result<(), StorageError> {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match store.migrate(MIGRATIONS).await {
+            Ok(applied) => {
+                readiness.set_migrated();
+                tracing::info!(applied = ?applied, "database reachable; migrations applied");
+                return Ok(());
+            }
+            Err(e) if e.kind() == ErrorKind::Unavailable => {
+                tracing::warn!(
+                    error = %e,
+                    retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                    "database unavailable; retrying"
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(MAX_RETRY_DELAY);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "migrations failed");
+                return Err(e);
+            }
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! The composition root: [`Application::build`] turns a [`pier_config::Config`] into a bound,
+//! ready-to-run server; [`Application::run_until_stopped`] serves until the shutdown future
+//! resolves, then drains in-flight requests within the configured deadline and closes the
+//! database.
+#![deny(clippy::unwrap_used)]
+
+mod app;
+mod middleware;
+
+pub use app::{Application, StartError};
+
+use pier_storage::{CORE_MIGRATIONS, Migration};
+
+/// Every schema migration this build of pier knows, in order.
+pub const MIGRATIONS: &[Migration] = CORE_MIGRATIONS;
