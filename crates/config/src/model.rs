@@ -202,12 +202,8 @@ impl Config {
                 let origin = layers.origin(&key);
                 match unknown_field(&inner) {
                     Some(field) => ConfigError::UnknownKey {
-                        key: if key == "." || key.is_empty() {
-                            field.to_owned()
-                        } else {
-                            format!("{key}.{field}")
-                        },
-                        origin: layers.origin(&format!("{key}.{field}")),
+                        key: unknown_key_path(&key, field),
+                        origin: layers.origin(&unknown_key_path(&key, field)),
                     },
                     None => ConfigError::Invalid {
                         key,
@@ -364,6 +360,17 @@ impl Config {
             }
             Err(e) => Err(self.folder_error(key, path, &format!("is not writable: {e}"))),
         }
+    }
+}
+
+/// The dotted key of an unknown field; serde's path may or may not already end with it.
+fn unknown_key_path(path: &str, field: &str) -> String {
+    if path == field || path.ends_with(&format!(".{field}")) {
+        path.to_owned()
+    } else if path.is_empty() || path == "." {
+        field.to_owned()
+    } else {
+        format!("{path}.{field}")
     }
 }
 

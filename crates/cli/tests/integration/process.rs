@@ -1,0 +1,162 @@
+//! The built binary as a running server: start-up, logs, locks, signals and an unreachable
+//! database.
+
+use std::time::Duration;
+
+use crate::helpers::{Server, get, pier, run};
+
+#[test]
+fn serve_on_port_zero_reports_the_address_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = pier(dir.path());
+    cmd.args(["serve", "--http", "127.0.0.1:0", "--dir", "data"]);
+    let mut s = Server::start(cmd);
+    assert!(s.base_url.starts_with("http://127.0.0.1:"), "{}", s.base_url);
+    assert!(!s.base_url.ends_with(":0"));
+    let (status, body) = get(&format!("{}/readyz", s.base_url));
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = get(&format!("{}/api/health", s.base_url));
+    assert_eq!(status, 200);
+    assert_eq!(s.signal_and_wait("TERM"), Some(0));
+    s.wait_for("stopped", Duration::from_secs(5));
+    // A clean stop checkpoints SQLite: no WAL is left behind.
+    let wal = dir.path().join("data/data.db-wal");
+    assert_eq!(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0), 0);
+}
+
+#[test]
+fn sigint_stops_the_server_with_exit_code_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = pier(dir.path());
+    cmd.args(["serve", "--http", "127.0.0.1:0", "--dir", "data"]);
+    let mut s = Server::start(cmd);
+    assert_eq!(s.signal_and_wait("INT"), Some(0));
+}
+
+#[test]
+fn production_logs_are_json_lines_with_one_line_per_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = pier(dir.path());
+    cmd.args(["serve", "--http", "127.0.0.1:0", "--dir", "data"])
+        .env("APP_ENV", "production");
+    let mut s = Server::start(cmd);
+    let (status, _) = get(&format!("{}/api/health", s.base_url));
+    assert_eq!(status, 200);
+    let line = s.wait_for("\"/api/health\"", Duration::from_secs(5));
+    let v: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
+    assert_eq!(v["method"], "GET");
+    assert_eq!(v["route"], "/api/health");
+    assert_eq!(v["status"], 200);
+    assert_eq!(v["bytes"], 50);
+    assert!(v["request_id"].as_str().is_some_and(|s| s.len() == 24));
+    assert!(v["duration_us"].is_u64());
+    assert_eq!(s.signal_and_wait("TERM"), Some(0));
+    for line in &s.seen {
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|_| panic!("not JSON: {line}"));
+    }
+    // Production also writes daily files into the logs folder.
+    let logs: Vec<_> = std::fs::read_dir(dir.path().join("data/logs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    let text = std::fs::read_to_string(&logs[0]).unwrap();
+    assert!(text.contains("\"route\":\"/api/health\""), "{text}");
+}
+
+#[test]
+fn a_second_pier_on_the_same_data_folder_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = pier(dir.path());
+    cmd.args(["serve", "--http", "127.0.0.1:0", "--dir", "data"]);
+    let _first = Server::start(cmd);
+    let out = run(pier(dir.path()).args(["serve", "--http", "127.0.0.1:0", "--dir", "data"]));
+    assert_eq!(out.code, Some(1));
+    assert!(out.stderr.contains("in use by another pier process (pid"), "{}", out.stderr);
+}
+
+#[test]
+fn a_database_from_a_newer_pier_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = run(pier(dir.path()).args(["migrate", "--dir", "d"]));
+    assert_eq!(up.code, Some(0), "{}", up.stderr);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let cfg = pier_config::Config::from_flags(
+            pier_config::Role::Tool,
+            vec![pier_config::Flag {
+                key: "paths.data_dir",
+                value: dir.path().join("d").display().to_string(),
+                name: "test",
+            }],
+        )
+        .unwrap();
+        let store = pier_storage::Store::open(&cfg.database).await.unwrap();
+        store
+            .execute(
+                "INSERT INTO _migrations (version, name, applied_at) VALUES (9999, 'future', 0)",
+                vec![],
+            )
+            .await
+            .unwrap();
+        store.close().await;
+    });
+    let out = run(pier(dir.path()).args(["serve", "--http", "127.0.0.1:0", "--dir", "d"]));
+    assert_eq!(out.code, Some(1));
+    assert!(out.stderr.contains("schema version 9999 is newer"), "{}", out.stderr);
+}
+
+#[test]
+fn an_unreachable_postgres_keeps_readyz_at_503_and_is_retried() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = pier(dir.path());
+    cmd.args(["backend", "--http", "127.0.0.1:0", "--dir", "data"])
+        .env("DB_HOST", "127.0.0.1")
+        .env("DB_PORT", port.to_string())
+        .env("DB_PASSWORD", "pw-never-logged");
+    let mut s = Server::start(cmd);
+    let (status, body) = get(&format!("{}/readyz", s.base_url));
+    assert_eq!(status, 503, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(v["checks"]["database"].as_str().unwrap().starts_with("unreachable"), "{body}");
+    assert_eq!(v["checks"]["migrations"], "pending");
+    let (status, _) = get(&format!("{}/livez", s.base_url));
+    assert_eq!(status, 200);
+    s.wait_for("database unavailable; retrying", Duration::from_secs(10));
+    assert_eq!(s.signal_and_wait("TERM"), Some(0));
+    assert!(!s.seen.iter().any(|l| l.contains("pw-never-logged")));
+}
+
+#[test]
+fn two_backends_share_one_postgres_database() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = rt.block_on(pier_pgtest::database());
+    let dir = tempfile::tempdir().unwrap();
+    let start = |name: &str| {
+        let mut cmd = pier(dir.path());
+        cmd.args(["backend", "--http", "127.0.0.1:0", "--dir", name]);
+        for (k, v) in db.env() {
+            cmd.env(k, v);
+        }
+        Server::start(cmd)
+    };
+    let mut a = start("a");
+    let mut b = start("b");
+    for s in [&a, &b] {
+        let (status, body) = get(&format!("{}/readyz", s.base_url));
+        assert_eq!(status, 200, "{body}");
+    }
+    // Both ran the migrations; each was applied exactly once.
+    let rows = rt.block_on(async {
+        let c = pier_pgtest::connect(&db).await.unwrap();
+        c.query("SELECT version FROM _migrations", &[]).await.unwrap().len()
+    });
+    assert_eq!(rows, pier_server::MIGRATIONS.len());
+    assert_eq!(a.signal_and_wait("TERM"), Some(0));
+    assert_eq!(b.signal_and_wait("TERM"), Some(0));
+}
