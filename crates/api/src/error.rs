@@ -36,7 +36,10 @@ impl ApiError {
 
     /// 404 with PocketBase's wording.
     pub fn not_found() -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, "The requested resource wasn't found.")
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "The requested resource wasn't found.",
+        )
     }
 
     /// 403 with PocketBase's wording.
@@ -76,10 +79,9 @@ impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> ApiError {
         match e.kind() {
             ErrorKind::NotFound => ApiError::not_found(),
-            ErrorKind::Conflict | ErrorKind::Constraint | ErrorKind::Invalid => ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "Failed to process the request.",
-            ),
+            ErrorKind::Conflict | ErrorKind::Constraint | ErrorKind::Invalid => {
+                ApiError::new(StatusCode::BAD_REQUEST, "Failed to process the request.")
+            }
             ErrorKind::Unavailable => ApiError {
                 internal: Some(e.to_string()),
                 ..ApiError::unavailable("The database is temporarily unavailable.")
@@ -125,6 +127,9 @@ mod tests {
         let e = StorageError::aborted(ErrorKind::Unavailable, "x");
         assert_eq!(ApiError::from(e).status(), StatusCode::SERVICE_UNAVAILABLE);
         let e = StorageError::aborted(ErrorKind::Internal, "x");
-        assert_eq!(ApiError::from(e).status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            ApiError::from(e).status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 }

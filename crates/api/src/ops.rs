@@ -20,7 +20,10 @@ pub(crate) fn router() -> Router<AppState> {
 }
 
 async fn livez() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], r#"{"status":"alive"}"#)
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        r#"{"status":"alive"}"#,
+    )
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
@@ -60,7 +63,10 @@ async fn metrics(
     let ready = state.readiness().is_migrated();
     let text = state.metrics().render(Some(&state.store().stats()), ready);
     Ok((
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         text,
     )
         .into_response())

@@ -17,7 +17,12 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(a) => {
             let mut flags = data_flags(&a.data);
             push(&mut flags, "http.addr", a.http, "--http");
-            push_path(&mut flags, "paths.public_dir", a.public_dir.as_deref(), "--public-dir");
+            push_path(
+                &mut flags,
+                "paths.public_dir",
+                a.public_dir.as_deref(),
+                "--public-dir",
+            );
             serve(Role::Serve, a.data.config, flags)
         }
         Command::Backend(a) => {
@@ -28,7 +33,12 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Check(a) => {
             let mut flags = data_flags(&a.data);
             push(&mut flags, "http.addr", a.http, "--http");
-            push_path(&mut flags, "paths.public_dir", a.public_dir.as_deref(), "--public-dir");
+            push_path(
+                &mut flags,
+                "paths.public_dir",
+                a.public_dir.as_deref(),
+                "--public-dir",
+            );
             let config = load(Role::Serve, a.data.config, flags)?;
             config.check_folders()?;
             print!("{}", config.describe());
@@ -45,7 +55,11 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn load(role: Role, config_file: Option<std::path::PathBuf>, flags: Vec<Flag>) -> anyhow::Result<Config> {
+fn load(
+    role: Role,
+    config_file: Option<std::path::PathBuf>,
+    flags: Vec<Flag>,
+) -> anyhow::Result<Config> {
     let config = Config::load(
         LoadOptions {
             role,
@@ -63,8 +77,18 @@ fn push(flags: &mut Vec<Flag>, key: &'static str, value: Option<String>, name: &
     }
 }
 
-fn push_path(flags: &mut Vec<Flag>, key: &'static str, value: Option<&std::path::Path>, name: &'static str) {
-    push(flags, key, value.map(|p| p.to_string_lossy().into_owned()), name);
+fn push_path(
+    flags: &mut Vec<Flag>,
+    key: &'static str,
+    value: Option<&std::path::Path>,
+    name: &'static str,
+) {
+    push(
+        flags,
+        key,
+        value.map(|p| p.to_string_lossy().into_owned()),
+        name,
+    );
 }
 
 fn data_flags(data: &DataArgs) -> Vec<Flag> {
@@ -81,7 +105,11 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("failed to start the async runtime")
 }
 
-fn serve(role: Role, config_file: Option<std::path::PathBuf>, flags: Vec<Flag>) -> anyhow::Result<()> {
+fn serve(
+    role: Role,
+    config_file: Option<std::path::PathBuf>,
+    flags: Vec<Flag>,
+) -> anyhow::Result<()> {
     let config = load(role, config_file, flags)?;
     config.prepare_folders()?;
     let _guards = telemetry::init(&config)?;
@@ -145,7 +173,10 @@ async fn migrate(config: Config, action: MigrateAction) -> anyhow::Result<()> {
                     println!("no pending migrations");
                 } else {
                     for v in applied {
-                        let name = MIGRATIONS.iter().find(|m| m.version == v).map_or("", |m| m.name);
+                        let name = MIGRATIONS
+                            .iter()
+                            .find(|m| m.version == v)
+                            .map_or("", |m| m.name);
                         println!("applied {v} {name}");
                     }
                 }

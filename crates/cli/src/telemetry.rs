@@ -30,7 +30,11 @@ pub(crate) fn init(config: &Config) -> anyhow::Result<Guards> {
     let log = &config.log;
     let lvl = level(log.level);
     // Dependencies speak at warn unless pier itself is at debug or finer.
-    let deps = if lvl >= LevelFilter::DEBUG { lvl } else { LevelFilter::WARN };
+    let deps = if lvl >= LevelFilter::DEBUG {
+        lvl
+    } else {
+        LevelFilter::WARN
+    };
     let filter = Targets::new()
         .with_default(deps)
         .with_target("pier", lvl)

@@ -189,11 +189,7 @@ pub(crate) fn leaves(prefix: &str, table: &Table, out: &mut Vec<(String, Value)>
 }
 
 /// Reads and merges every layer.
-pub(crate) fn merge(
-    file: Option<&Path>,
-    env: &Env,
-    flags: &[Flag],
-) -> Result<Layers, ConfigError> {
+pub(crate) fn merge(file: Option<&Path>, env: &Env, flags: &[Flag]) -> Result<Layers, ConfigError> {
     let defaults = default_tree();
     let mut layers = Layers::default();
 
@@ -202,10 +198,12 @@ pub(crate) fn merge(
             path: path.to_owned(),
             source,
         })?;
-        let table: Table = text.parse().map_err(|e: toml::de::Error| ConfigError::FileParse {
-            path: path.to_owned(),
-            message: e.to_string().trim().replace('\n', " "),
-        })?;
+        let table: Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::FileParse {
+                path: path.to_owned(),
+                message: e.to_string().trim().replace('\n', " "),
+            })?;
         let origin = Source::File(path.to_owned());
         let mut flat = Vec::new();
         leaves("", &table, &mut flat);
@@ -298,10 +296,7 @@ mod tests {
     #[test]
     fn env_names_map_to_keys() {
         assert_eq!(env_key("DB_HOST").as_deref(), Some("database.host"));
-        assert_eq!(
-            env_key("PIER_HTTP__ADDR").as_deref(),
-            Some("http.addr")
-        );
+        assert_eq!(env_key("PIER_HTTP__ADDR").as_deref(), Some("http.addr"));
         assert_eq!(env_key("PIER_DOMAIN").as_deref(), Some("domain"));
         assert_eq!(
             env_key("API_KEY_WEATHER").as_deref(),

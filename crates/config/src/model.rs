@@ -405,7 +405,11 @@ fn resolve_defaults(raw: &mut RawConfig, layers: &Layers, role: Role) {
     let data = p.data_dir.trim_end_matches('/').to_owned();
     let fill = |v: &mut String, dev: String, production: &str| {
         if v.is_empty() {
-            *v = if under_data { dev } else { production.to_owned() };
+            *v = if under_data {
+                dev
+            } else {
+                production.to_owned()
+            };
         }
     };
     fill(
@@ -523,12 +527,10 @@ fn validate(raw: RawConfig, layers: Layers) -> Result<Config, ConfigError> {
 
     let mut allow = Vec::new();
     for (i, cidr) in raw.metrics.allow.iter().enumerate() {
-        allow.push(cidr.parse::<IpNet>().map_err(|e| {
-            invalid(
-                "metrics.allow",
-                format!("entry {} `{cidr}`: {e}", i + 1),
-            )
-        })?);
+        allow.push(
+            cidr.parse::<IpNet>()
+                .map_err(|e| invalid("metrics.allow", format!("entry {} `{cidr}`: {e}", i + 1)))?,
+        );
     }
     let metrics = MetricsConfig {
         open: raw.app_env == AppEnv::Development,
@@ -556,11 +558,17 @@ fn validate(raw: RawConfig, layers: Layers) -> Result<Config, ConfigError> {
         if api.url.is_empty() {
             return Err(invalid(
                 &key,
-                format!("API `{name}` has a key but no URL (set API_URL_{})", name.to_ascii_uppercase()),
+                format!(
+                    "API `{name}` has a key but no URL (set API_URL_{})",
+                    name.to_ascii_uppercase()
+                ),
             ));
         }
         let url = parse_http_url(&api.url).ok_or_else(|| {
-            invalid(&key, format!("expected an http:// or https:// URL, got `{}`", api.url))
+            invalid(
+                &key,
+                format!("expected an http:// or https:// URL, got `{}`", api.url),
+            )
         })?;
         apis.push(OutsideApi {
             name: name.clone(),
@@ -613,7 +621,12 @@ fn database_config(
     let pool_size = usize::try_from(d.pool_size)
         .ok()
         .filter(|n| *n > 0)
-        .ok_or_else(|| invalid("database.pool_size", "expected a value greater than 0".into()))?;
+        .ok_or_else(|| {
+            invalid(
+                "database.pool_size",
+                "expected a value greater than 0".into(),
+            )
+        })?;
     let tls_ca_file = Some(PathBuf::from(&d.tls_ca_file)).filter(|p| !p.as_os_str().is_empty());
     if let Some(url) = url {
         let parsed = PgUrl::parse(url).map_err(|m| invalid("database.url", m))?;
@@ -634,7 +647,10 @@ fn database_config(
     }
     if !d.host.is_empty() {
         if d.port == 0 {
-            return Err(invalid("database.port", "expected a port from 1 to 65535".into()));
+            return Err(invalid(
+                "database.port",
+                "expected a port from 1 to 65535".into(),
+            ));
         }
         return Ok(DatabaseConfig::Postgres(PostgresConfig {
             host: d.host.clone(),
@@ -675,7 +691,10 @@ fn parse_listen_addr(s: &str) -> Option<SocketAddr> {
     match host {
         "" => Some(SocketAddr::new(IpAddr::from([0, 0, 0, 0]), port)),
         "localhost" => Some(SocketAddr::new(IpAddr::from([127, 0, 0, 1]), port)),
-        h if h.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-') => {
+        h if h
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-') =>
+        {
             (h, port).to_socket_addrs().ok()?.next()
         }
         _ => None,
@@ -734,7 +753,10 @@ impl PgUrl {
         }
         out.host = percent_decode(&host)?;
         if let Some(p) = port {
-            out.port = Some(p.parse().map_err(|_| "the port is not a number from 1 to 65535")?);
+            out.port = Some(
+                p.parse()
+                    .map_err(|_| "the port is not a number from 1 to 65535")?,
+            );
         }
         out.name = Some(percent_decode(path)?).filter(|s| !s.is_empty());
         for pair in query.split('&').filter(|s| !s.is_empty()) {
@@ -818,7 +840,10 @@ mod tests {
             "127.0.0.1:8080"
         );
         assert_eq!(parse_listen_addr(":9000").unwrap().port(), 9000);
-        assert_eq!(parse_listen_addr("[::1]:80").unwrap().to_string(), "[::1]:80");
+        assert_eq!(
+            parse_listen_addr("[::1]:80").unwrap().to_string(),
+            "[::1]:80"
+        );
         assert!(parse_listen_addr("8080").is_none());
         assert!(parse_listen_addr("127.0.0.1:99999").is_none());
         assert!(parse_listen_addr("a b:80").is_none());

@@ -185,7 +185,10 @@ impl Metrics {
     fn record(&self, method: &str, route: &str, status: u16, bytes: u64, elapsed: Duration) {
         let r = self.route(method, route);
         let secs = elapsed.as_secs_f64();
-        let slot = BUCKETS.iter().position(|b| secs <= *b).unwrap_or(BUCKETS.len());
+        let slot = BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(BUCKETS.len());
         r.buckets[slot].fetch_add(1, Ordering::Relaxed);
         r.sum_nanos.fetch_add(
             u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX),
@@ -207,16 +210,27 @@ impl Metrics {
         let mut routes: Vec<(RouteKey, Arc<RouteStats>)> = match self.routes.read() {
             Ok(m) => m
                 .iter()
-                .flat_map(|(route, l)| l.iter().map(|(method, r)| ((*method, route.clone()), r.clone())))
+                .flat_map(|(route, l)| {
+                    l.iter()
+                        .map(|(method, r)| ((*method, route.clone()), r.clone()))
+                })
                 .collect(),
             Err(_) => Vec::new(),
         };
         routes.sort_by(|a, b| (a.0.1.as_ref(), a.0.0).cmp(&(b.0.1.as_ref(), b.0.0)));
 
-        header(&mut out, names::HTTP_REQUESTS, "counter", "HTTP requests by method, matched route and status.");
+        header(
+            &mut out,
+            names::HTTP_REQUESTS,
+            "counter",
+            "HTTP requests by method, matched route and status.",
+        );
         for ((method, route), r) in &routes {
             let mut statuses: Vec<(u16, u64)> = match r.by_status.read() {
-                Ok(l) => l.iter().map(|(s, c)| (*s, c.load(Ordering::Relaxed))).collect(),
+                Ok(l) => l
+                    .iter()
+                    .map(|(s, c)| (*s, c.load(Ordering::Relaxed)))
+                    .collect(),
                 Err(_) => Vec::new(),
             };
             statuses.sort_unstable();
@@ -230,7 +244,12 @@ impl Metrics {
             }
         }
 
-        header(&mut out, names::HTTP_DURATION, "histogram", "HTTP request latency by method and matched route.");
+        header(
+            &mut out,
+            names::HTTP_DURATION,
+            "histogram",
+            "HTTP request latency by method and matched route.",
+        );
         for ((method, route), r) in &routes {
             let route = escape(route);
             let mut cumulative = 0u64;
@@ -251,11 +270,24 @@ impl Metrics {
             );
             #[allow(clippy::cast_precision_loss)]
             let sum = r.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
-            let _ = writeln!(out, "{}_sum{{method=\"{method}\",route=\"{route}\"}} {sum}", names::HTTP_DURATION);
-            let _ = writeln!(out, "{}_count{{method=\"{method}\",route=\"{route}\"}} {count}", names::HTTP_DURATION);
+            let _ = writeln!(
+                out,
+                "{}_sum{{method=\"{method}\",route=\"{route}\"}} {sum}",
+                names::HTTP_DURATION
+            );
+            let _ = writeln!(
+                out,
+                "{}_count{{method=\"{method}\",route=\"{route}\"}} {count}",
+                names::HTTP_DURATION
+            );
         }
 
-        header(&mut out, names::HTTP_RESPONSE_BYTES, "counter", "Response body bytes sent, by method and matched route.");
+        header(
+            &mut out,
+            names::HTTP_RESPONSE_BYTES,
+            "counter",
+            "Response body bytes sent, by method and matched route.",
+        );
         for ((method, route), r) in &routes {
             let _ = writeln!(
                 out,
@@ -266,24 +298,94 @@ impl Metrics {
             );
         }
 
-        gauge(&mut out, names::HTTP_IN_FLIGHT, "HTTP requests being served now.", self.in_flight().max(0));
-        gauge(&mut out, names::READY, "1 when /readyz answers 200.", i64::from(ready));
+        gauge(
+            &mut out,
+            names::HTTP_IN_FLIGHT,
+            "HTTP requests being served now.",
+            self.in_flight().max(0),
+        );
+        gauge(
+            &mut out,
+            names::READY,
+            "1 when /readyz answers 200.",
+            i64::from(ready),
+        );
 
-        header(&mut out, names::DB_UP, "gauge", "1 when the database engine is open, by engine.");
+        header(
+            &mut out,
+            names::DB_UP,
+            "gauge",
+            "1 when the database engine is open, by engine.",
+        );
         match db {
             Some(s) => {
                 let _ = writeln!(out, "{}{{engine=\"{}\"}} 1", names::DB_UP, s.engine);
-                header(&mut out, names::DB_QUEUE, "gauge", "Database operations waiting for a connection or thread.");
-                let _ = writeln!(out, "{}{{kind=\"write\"}} {}", names::DB_QUEUE, s.write_queue);
-                let _ = writeln!(out, "{}{{kind=\"read\"}} {}", names::DB_QUEUE, s.read_queue + s.waiting);
-                header(&mut out, names::DB_CONNECTIONS, "gauge", "Database connections by state.");
-                let _ = writeln!(out, "{}{{state=\"open\"}} {}", names::DB_CONNECTIONS, s.connections);
-                let _ = writeln!(out, "{}{{state=\"idle\"}} {}", names::DB_CONNECTIONS, s.idle_connections);
-                let _ = writeln!(out, "{}{{state=\"max\"}} {}", names::DB_CONNECTIONS, s.max_connections);
-                gauge(&mut out, names::DB_WAITING, "Callers waiting for a pooled database connection.", s.waiting);
-                gauge(&mut out, names::DB_WAL, "Size of the SQLite write-ahead log.", s.wal_bytes);
-                counter(&mut out, names::DB_COMMITS, "Transactions committed by the SQLite writer.", s.commits);
-                counter(&mut out, names::DB_COMMITTED_WRITES, "Writes committed by the SQLite writer (several may share a commit).", s.committed_writes);
+                header(
+                    &mut out,
+                    names::DB_QUEUE,
+                    "gauge",
+                    "Database operations waiting for a connection or thread.",
+                );
+                let _ = writeln!(
+                    out,
+                    "{}{{kind=\"write\"}} {}",
+                    names::DB_QUEUE,
+                    s.write_queue
+                );
+                let _ = writeln!(
+                    out,
+                    "{}{{kind=\"read\"}} {}",
+                    names::DB_QUEUE,
+                    s.read_queue + s.waiting
+                );
+                header(
+                    &mut out,
+                    names::DB_CONNECTIONS,
+                    "gauge",
+                    "Database connections by state.",
+                );
+                let _ = writeln!(
+                    out,
+                    "{}{{state=\"open\"}} {}",
+                    names::DB_CONNECTIONS,
+                    s.connections
+                );
+                let _ = writeln!(
+                    out,
+                    "{}{{state=\"idle\"}} {}",
+                    names::DB_CONNECTIONS,
+                    s.idle_connections
+                );
+                let _ = writeln!(
+                    out,
+                    "{}{{state=\"max\"}} {}",
+                    names::DB_CONNECTIONS,
+                    s.max_connections
+                );
+                gauge(
+                    &mut out,
+                    names::DB_WAITING,
+                    "Callers waiting for a pooled database connection.",
+                    s.waiting,
+                );
+                gauge(
+                    &mut out,
+                    names::DB_WAL,
+                    "Size of the SQLite write-ahead log.",
+                    s.wal_bytes,
+                );
+                counter(
+                    &mut out,
+                    names::DB_COMMITS,
+                    "Transactions committed by the SQLite writer.",
+                    s.commits,
+                );
+                counter(
+                    &mut out,
+                    names::DB_COMMITTED_WRITES,
+                    "Writes committed by the SQLite writer (several may share a commit).",
+                    s.committed_writes,
+                );
             }
             None => {
                 let _ = writeln!(out, "{}{{engine=\"none\"}} 0", names::DB_UP);
@@ -291,15 +393,55 @@ impl Metrics {
         }
 
         let p = ProcessStats::read();
-        gauge(&mut out, names::PROCESS_RSS, "Resident memory size in bytes.", p.resident_bytes);
-        gauge(&mut out, names::PROCESS_VSZ, "Virtual memory size in bytes.", p.virtual_bytes);
-        counter(&mut out, names::PROCESS_CPU, "Total user and system CPU time spent in seconds.", p.cpu_seconds);
-        gauge(&mut out, names::PROCESS_FDS, "Number of open file descriptors.", p.open_fds);
-        gauge(&mut out, names::PROCESS_MAX_FDS, "Maximum number of open file descriptors.", p.max_fds);
-        gauge(&mut out, names::PROCESS_START, "Start time of the process since unix epoch in seconds.", p.start_time_seconds);
+        gauge(
+            &mut out,
+            names::PROCESS_RSS,
+            "Resident memory size in bytes.",
+            p.resident_bytes,
+        );
+        gauge(
+            &mut out,
+            names::PROCESS_VSZ,
+            "Virtual memory size in bytes.",
+            p.virtual_bytes,
+        );
+        counter(
+            &mut out,
+            names::PROCESS_CPU,
+            "Total user and system CPU time spent in seconds.",
+            p.cpu_seconds,
+        );
+        gauge(
+            &mut out,
+            names::PROCESS_FDS,
+            "Number of open file descriptors.",
+            p.open_fds,
+        );
+        gauge(
+            &mut out,
+            names::PROCESS_MAX_FDS,
+            "Maximum number of open file descriptors.",
+            p.max_fds,
+        );
+        gauge(
+            &mut out,
+            names::PROCESS_START,
+            "Start time of the process since unix epoch in seconds.",
+            p.start_time_seconds,
+        );
 
-        header(&mut out, names::BUILD_INFO, "gauge", "pier's version; always 1.");
-        let _ = writeln!(out, "{}{{version=\"{}\"}} 1", names::BUILD_INFO, pier_core::VERSION);
+        header(
+            &mut out,
+            names::BUILD_INFO,
+            "gauge",
+            "pier's version; always 1.",
+        );
+        let _ = writeln!(
+            out,
+            "{}{{version=\"{}\"}} 1",
+            names::BUILD_INFO,
+            pier_core::VERSION
+        );
         out
     }
 }
@@ -321,7 +463,9 @@ fn counter(out: &mut String, name: &str, help: &str, value: impl std::fmt::Displ
 
 /// Escapes a label value for the text format.
 fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -340,11 +484,22 @@ mod tests {
         drop(t);
         assert_eq!(m.in_flight(), 0);
         let text = m.render(None, true);
-        assert!(text.contains(r#"pier_http_requests_total{method="GET",route="/api/health",status="200"} 2"#), "{text}");
-        assert!(text.contains(r#"pier_http_requests_total{method="GET",route="/api/health",status="404"} 1"#));
-        assert!(text.contains(r#"pier_http_request_duration_seconds_count{method="GET",route="/api/health"} 3"#));
+        assert!(
+            text.contains(
+                r#"pier_http_requests_total{method="GET",route="/api/health",status="200"} 2"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains(
+            r#"pier_http_requests_total{method="GET",route="/api/health",status="404"} 1"#
+        ));
+        assert!(text.contains(
+            r#"pier_http_request_duration_seconds_count{method="GET",route="/api/health"} 3"#
+        ));
         assert!(text.contains(r#"le="+Inf"} 3"#));
-        assert!(text.contains(r#"pier_http_response_bytes_total{method="GET",route="/api/health"} 30"#));
+        assert!(
+            text.contains(r#"pier_http_response_bytes_total{method="GET",route="/api/health"} 30"#)
+        );
         assert!(text.contains("pier_ready 1"));
     }
 

@@ -20,7 +20,9 @@ impl ProcessStats {
         let ticks = 100.0; // USER_HZ is 100 on every Linux platform pier targets.
         let page = 4096;
         if let Ok(statm) = std::fs::read_to_string("/proc/self/statm") {
-            let mut it = statm.split_whitespace().map(|v| v.parse::<u64>().unwrap_or(0));
+            let mut it = statm
+                .split_whitespace()
+                .map(|v| v.parse::<u64>().unwrap_or(0));
             s.virtual_bytes = it.next().unwrap_or(0) * page;
             s.resident_bytes = it.next().unwrap_or(0) * page;
         }
@@ -75,8 +77,13 @@ mod tests {
             assert!(s.resident_bytes > 0);
             assert!(s.open_fds >= 3);
             assert!(s.max_fds >= s.open_fds);
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
-            assert!(s.start_time_seconds <= now + 1.0 && s.start_time_seconds > now - 86_400.0 * 365.0);
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs_f64();
+            assert!(
+                s.start_time_seconds <= now + 1.0 && s.start_time_seconds > now - 86_400.0 * 365.0
+            );
         }
     }
 }

@@ -50,7 +50,11 @@ impl Readiness {
     }
 
     /// Checks every part now.
-    pub async fn check(&self, store: Option<&Store>, migrations: &'static [Migration]) -> ReadinessReport {
+    pub async fn check(
+        &self,
+        store: Option<&Store>,
+        migrations: &'static [Migration],
+    ) -> ReadinessReport {
         let database = match store {
             None => "connecting".to_owned(),
             Some(s) => match s.ping().await {
@@ -82,7 +86,11 @@ impl Readiness {
         let draining = self.draining.load(Ordering::Acquire);
         ReadinessReport {
             ok: !draining && database == "ok" && migrations == "ok" && disk == "ok",
-            database: if draining { "shutting down".into() } else { database },
+            database: if draining {
+                "shutting down".into()
+            } else {
+                database
+            },
             migrations,
             disk,
         }

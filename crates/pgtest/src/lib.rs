@@ -78,7 +78,7 @@ static SERVER: OnceLock<Result<Server, String>> = OnceLock::new();
 /// When no PostgreSQL server can be started or reached; the message says why.
 pub async fn database() -> TestDb {
     let server = SERVER
-        .get_or_init(|| start_server())
+        .get_or_init(start_server)
         .as_ref()
         .unwrap_or_else(|e| panic!("PostgreSQL test server unavailable: {e}"));
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -159,7 +159,6 @@ fn from_url(url: &str) -> Result<TestDb, String> {
     })
 }
 
-
 fn bin_dir() -> Result<PathBuf, String> {
     if let Ok(out) = Command::new("pg_config").arg("--bindir").output()
         && out.status.success()
@@ -215,7 +214,16 @@ fn start_cluster() -> Result<Server, String> {
         }
     }
     let out = as_pg(&bin.join("initdb"))
-        .args(["-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "-D"])
+        .args([
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "-D",
+        ])
         .arg(&data)
         .output()
         .map_err(|e| format!("initdb could not run: {e}"))?;

@@ -72,12 +72,10 @@ impl Application {
         config: Config,
         listener: TcpListener,
     ) -> Result<Application, StartError> {
-        let addr = listener
-            .local_addr()
-            .map_err(|source| StartError::Bind {
-                addr: config.http.addr,
-                source,
-            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.http.addr,
+            source,
+        })?;
         let store = Store::open(&config.database).await?;
         let migrate_in_background = match store.migrate(MIGRATIONS).await {
             Ok(applied) => {

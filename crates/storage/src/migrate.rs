@@ -50,7 +50,7 @@ const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS _migrations (
 
 /// Any fixed number; every pier process takes this advisory lock while migrating PostgreSQL, so
 /// several backends starting at once apply each migration exactly once.
-const PG_LOCK_KEY: i64 = 0x7069_6572_6d69_67; // "piermig"
+const PG_LOCK_KEY: i64 = 0x0070_6965_726d_6967; // "piermig"
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -75,8 +75,11 @@ fn check_order(list: &[Migration]) -> Result<(), StorageError> {
 
 async fn prepare(c: &mut dyn Conn) -> Result<(), StorageError> {
     if c.dialect() == Dialect::Postgres {
-        c.query("SELECT pg_advisory_xact_lock($1)", &[Value::Integer(PG_LOCK_KEY)])
-            .await?;
+        c.query(
+            "SELECT pg_advisory_xact_lock($1)",
+            &[Value::Integer(PG_LOCK_KEY)],
+        )
+        .await?;
     }
     c.execute_script(CREATE_TABLE).await
 }
@@ -212,7 +215,10 @@ impl Store {
     ///
     /// # Errors
     /// When the database cannot be read.
-    pub async fn migrations_applied(&self, list: &'static [Migration]) -> Result<bool, StorageError> {
+    pub async fn migrations_applied(
+        &self,
+        list: &'static [Migration],
+    ) -> Result<bool, StorageError> {
         let max = self
             .query("SELECT max(version) FROM _migrations", Vec::new())
             .await

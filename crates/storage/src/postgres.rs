@@ -175,11 +175,7 @@ fn to_rows(
     stmt: &tokio_postgres::Statement,
     rows: Vec<tokio_postgres::Row>,
 ) -> Result<Rows, StorageError> {
-    let columns: Arc<[String]> = stmt
-        .columns()
-        .iter()
-        .map(|c| c.name().to_owned())
-        .collect();
+    let columns: Arc<[String]> = stmt.columns().iter().map(|c| c.name().to_owned()).collect();
     let types: Vec<Type> = stmt.columns().iter().map(|c| c.type_().clone()).collect();
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
@@ -210,7 +206,9 @@ fn column_value(row: &tokio_postgres::Row, i: usize, ty: &Type) -> Result<Value,
             .map(|f| Value::Real(f.into())),
         Type::BYTEA => row.try_get::<_, Option<Vec<u8>>>(i)?.map(Value::Blob),
         Type::VOID => None,
-        _ if RawText::accepts(ty) => row.try_get::<_, Option<RawText>>(i)?.map(|t| Value::Text(t.0)),
+        _ if RawText::accepts(ty) => row
+            .try_get::<_, Option<RawText>>(i)?
+            .map(|t| Value::Text(t.0)),
         _ => {
             return Err(StorageError::Query {
                 kind: pier_core::ErrorKind::Internal,

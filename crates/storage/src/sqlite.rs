@@ -162,8 +162,13 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn query(&self, sql: String, params: Vec<Value>) -> Result<Rows, StorageError> {
-        self.on_reader(move |conn| query(&conn.conn, &sql, &params)).await
+    pub(crate) async fn query(
+        &self,
+        sql: String,
+        params: Vec<Value>,
+    ) -> Result<Rows, StorageError> {
+        self.on_reader(move |conn| query(&conn.conn, &sql, &params))
+            .await
     }
 
     async fn on_reader<T, F>(&self, f: F) -> Result<T, StorageError>
@@ -515,7 +520,10 @@ struct SqliteConn {
 fn bind(stmt: &mut rusqlite::CachedStatement<'_>, params: &[Value]) -> rusqlite::Result<()> {
     let expected = stmt.parameter_count();
     if expected != params.len() {
-        return Err(rusqlite::Error::InvalidParameterCount(params.len(), expected));
+        return Err(rusqlite::Error::InvalidParameterCount(
+            params.len(),
+            expected,
+        ));
     }
     for (i, v) in params.iter().enumerate() {
         let idx = i + 1;

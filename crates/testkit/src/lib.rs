@@ -98,7 +98,9 @@ pub async fn spawn_app_with(engine: Engine, extra: Vec<(&'static str, String)>) 
     };
     flags.extend(extra.into_iter().map(|(k, v)| flag(k, v)));
     let config = Config::from_flags(Role::Serve, flags).expect("test config should be valid");
-    config.prepare_folders().expect("test folders should be usable");
+    config
+        .prepare_folders()
+        .expect("test folders should be usable");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("port 0 should bind");

@@ -44,7 +44,12 @@ async fn health_answers_exactly_as_pocketbase(app: TestApp) {
 }
 
 async fn head_health_has_the_length_and_no_body(app: TestApp) {
-    let res = app.client.head(app.url("/api/health")).send().await.unwrap();
+    let res = app
+        .client
+        .head(app.url("/api/health"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["content-length"], "50");
     assert!(res.bytes().await.unwrap().is_empty());
@@ -69,7 +74,11 @@ async fn livez_is_always_ok(app: TestApp) {
 }
 
 async fn unknown_api_paths_get_pocketbase_404s(app: TestApp) {
-    for path in ["/api/nope", "/api/collections/x/records/'; DROP TABLE x;--", "/api/%00"] {
+    for path in [
+        "/api/nope",
+        "/api/collections/x/records/'; DROP TABLE x;--",
+        "/api/%00",
+    ] {
         let res = app.client.get(app.url(path)).send().await.unwrap();
         assert_eq!(res.status(), 404, "{path}");
         let body: Value = res.json().await.unwrap();
@@ -97,7 +106,10 @@ async fn request_ids_are_kept_when_sane_and_made_otherwise(app: TestApp) {
         .send()
         .await
         .unwrap();
-    let id = replaced.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let id = replaced.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert_ne!(id, "evil value with spaces");
     assert_eq!(id.len(), 24);
     let fresh = app.client.get(app.url("/livez")).send().await.unwrap();
@@ -116,14 +128,30 @@ async fn metrics_count_matched_routes_never_raw_paths(app: TestApp) {
         .unwrap();
     let res = app.client.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(res.status(), 200);
-    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
     let text = res.text().await.unwrap();
-    assert!(text.contains(r#"pier_http_requests_total{method="GET",route="/api/health",status="200"} 3"#), "{text}");
-    assert!(text.contains(r#"route="/api/{*rest}",status="404"} 1"#), "{text}");
+    assert!(
+        text.contains(
+            r#"pier_http_requests_total{method="GET",route="/api/health",status="200"} 3"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"route="/api/{*rest}",status="404"} 1"#),
+        "{text}"
+    );
     assert!(!text.contains("secret-raw-path"));
     assert!(text.contains("pier_db_up{engine="));
     assert!(text.contains("process_resident_memory_bytes "));
-    assert!(text.contains("pier_http_requests_in_flight 1"), "the scrape itself is in flight");
+    assert!(
+        text.contains("pier_http_requests_in_flight 1"),
+        "the scrape itself is in flight"
+    );
     promtool_accepts(&text);
     app.stop().await;
 }
@@ -146,7 +174,12 @@ fn promtool_accepts(text: &str) {
         }
         Err(e) => panic!("promtool must be installed in CI: {e}"),
     };
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -214,7 +247,10 @@ async fn production_metrics_need_an_allowed_address_or_the_token() {
 async fn production_metrics_are_open_to_allowed_addresses() {
     let app = spawn_app_with(
         Engine::Sqlite,
-        vec![("app_env", "production".into()), ("log.file", "false".into())],
+        vec![
+            ("app_env", "production".into()),
+            ("log.file", "false".into()),
+        ],
     )
     .await;
     // The default allow-list is loopback, where the test client is.

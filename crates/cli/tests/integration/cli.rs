@@ -8,11 +8,19 @@ fn help_lists_every_subcommand_and_flag() {
     let out = run(pier(dir.path()).arg("--help"));
     assert_eq!(out.code, Some(0));
     for cmd in ["serve", "backend", "migrate", "check", "version"] {
-        assert!(out.stdout.contains(cmd), "{cmd} missing from:\n{}", out.stdout);
+        assert!(
+            out.stdout.contains(cmd),
+            "{cmd} missing from:\n{}",
+            out.stdout
+        );
     }
     let serve = run(pier(dir.path()).args(["serve", "--help"]));
     for flag in ["--http", "--dir", "--public-dir", "--config"] {
-        assert!(serve.stdout.contains(flag), "{flag} missing from:\n{}", serve.stdout);
+        assert!(
+            serve.stdout.contains(flag),
+            "{flag} missing from:\n{}",
+            serve.stdout
+        );
     }
 }
 
@@ -21,7 +29,10 @@ fn version_prints_the_version() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(pier(dir.path()).arg("version"));
     assert_eq!(out.code, Some(0));
-    assert_eq!(out.stdout.trim(), format!("pier version {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        out.stdout.trim(),
+        format!("pier version {}", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]
@@ -49,12 +60,29 @@ fn check_prints_the_effective_config_with_secrets_redacted() {
     for secret in ["hunter2-secret", "file-secret-999", "weather-key-777"] {
         assert!(!text.contains(secret), "{secret} leaked:\n{text}");
     }
-    assert!(text.contains(r#"database.password = "<redacted>"  # environment variable `DB_PASSWORD`"#), "{text}");
-    assert!(text.contains(r#"metrics.token = "<redacted>"  # environment variable `PIER_METRICS__TOKEN_FILE`"#), "{text}");
-    assert!(text.contains(r#"database.host = "db.internal"  # environment variable `DB_HOST`"#), "{text}");
+    assert!(
+        text.contains(r#"database.password = "<redacted>"  # environment variable `DB_PASSWORD`"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"metrics.token = "<redacted>"  # environment variable `PIER_METRICS__TOKEN_FILE`"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"database.host = "db.internal"  # environment variable `DB_HOST`"#),
+        "{text}"
+    );
     assert!(text.contains(r#"log.level = "warn""#), "{text}");
-    assert!(text.contains(r#"paths.data_dir = "data"  # flag `--dir`"#), "{text}");
-    assert!(text.contains(r#"apis.weather.url = "https://weather.example/v1""#), "{text}");
+    assert!(
+        text.contains(r#"paths.data_dir = "data"  # flag `--dir`"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"apis.weather.url = "https://weather.example/v1""#),
+        "{text}"
+    );
     assert!(text.contains("configuration is valid"));
 }
 
@@ -72,12 +100,28 @@ fn precedence_is_defaults_then_file_then_env_then_flags() {
         .env("LOG_LEVEL", "debug"));
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let t = out.stdout;
-    assert!(t.contains(r#"http.addr = "127.0.0.1:7002"  # flag `--http`"#), "{t}");
-    assert!(t.contains("http.shutdown_timeout_seconds = 3  # file `pier.toml`"), "{t}");
-    assert!(t.contains(r#"log.level = "debug"  # environment variable `LOG_LEVEL`"#), "{t}");
+    assert!(
+        t.contains(r#"http.addr = "127.0.0.1:7002"  # flag `--http`"#),
+        "{t}"
+    );
+    assert!(
+        t.contains("http.shutdown_timeout_seconds = 3  # file `pier.toml`"),
+        "{t}"
+    );
+    assert!(
+        t.contains(r#"log.level = "debug"  # environment variable `LOG_LEVEL`"#),
+        "{t}"
+    );
     // PIER_CONFIG names the file when --config does not.
-    let out = run(pier(dir.path()).arg("check").env("PIER_CONFIG", "pier.toml"));
-    assert!(out.stdout.contains(r#"http.addr = "127.0.0.1:7000"  # file `pier.toml`"#), "{}", out.stdout);
+    let out = run(pier(dir.path())
+        .arg("check")
+        .env("PIER_CONFIG", "pier.toml"));
+    assert!(
+        out.stdout
+            .contains(r#"http.addr = "127.0.0.1:7000"  # file `pier.toml`"#),
+        "{}",
+        out.stdout
+    );
 }
 
 fn check_fails(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)], expect: &[&str]) {
@@ -87,7 +131,13 @@ fn check_fails(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)], expec
         cmd.env(k, v);
     }
     let out = run(&mut cmd);
-    assert_eq!(out.code, Some(1), "stdout: {}\nstderr: {}", out.stdout, out.stderr);
+    assert_eq!(
+        out.code,
+        Some(1),
+        "stdout: {}\nstderr: {}",
+        out.stdout,
+        out.stderr
+    );
     for e in expect {
         assert!(out.stderr.contains(e), "{e:?} not in: {}", out.stderr);
     }
@@ -99,19 +149,69 @@ fn bad_configuration_names_the_key_the_source_and_the_expectation() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(d.join("typo.toml"), "[http]\nadr = \"x\"\n").unwrap();
-    check_fails(d, &["--config", "typo.toml"], &[], &["unknown setting `http.adr`", "typo.toml"]);
+    check_fails(
+        d,
+        &["--config", "typo.toml"],
+        &[],
+        &["unknown setting `http.adr`", "typo.toml"],
+    );
     std::fs::write(d.join("bad.toml"), "[http\n").unwrap();
-    check_fails(d, &["--config", "bad.toml"], &[], &["bad.toml", "not valid TOML"]);
+    check_fails(
+        d,
+        &["--config", "bad.toml"],
+        &[],
+        &["bad.toml", "not valid TOML"],
+    );
     std::fs::write(d.join("type.toml"), "[database]\nport = \"five\"\n").unwrap();
-    check_fails(d, &["--config", "type.toml"], &[], &["database.port", "type.toml"]);
+    check_fails(
+        d,
+        &["--config", "type.toml"],
+        &[],
+        &["database.port", "type.toml"],
+    );
     check_fails(d, &["--config", "missing.toml"], &[], &["missing.toml"]);
-    check_fails(d, &[], &[("DB_PORT", "abc")], &["database.port", "`DB_PORT`", "whole number"]);
-    check_fails(d, &[], &[("APP_ENV", "staging")], &["app_env", "`APP_ENV`", "development"]);
-    check_fails(d, &[], &[("DEBUG", "maybe")], &["debug", "`DEBUG`", "true or false"]);
-    check_fails(d, &[], &[("LOG_LEVEL", "loud")], &["log.level", "`LOG_LEVEL`"]);
-    check_fails(d, &[], &[("PIER_HTTP__ADRESS", "x")], &["unknown setting `http.adress`", "PIER_HTTP__ADRESS"]);
-    check_fails(d, &["--http", "nowhere"], &[], &["http.addr", "flag `--http`", "host:port"]);
-    check_fails(d, &[], &[("DB_PASSWORD_FILE", "/nonexistent/pw")], &["/nonexistent/pw", "DB_PASSWORD_FILE"]);
+    check_fails(
+        d,
+        &[],
+        &[("DB_PORT", "abc")],
+        &["database.port", "`DB_PORT`", "whole number"],
+    );
+    check_fails(
+        d,
+        &[],
+        &[("APP_ENV", "staging")],
+        &["app_env", "`APP_ENV`", "development"],
+    );
+    check_fails(
+        d,
+        &[],
+        &[("DEBUG", "maybe")],
+        &["debug", "`DEBUG`", "true or false"],
+    );
+    check_fails(
+        d,
+        &[],
+        &[("LOG_LEVEL", "loud")],
+        &["log.level", "`LOG_LEVEL`"],
+    );
+    check_fails(
+        d,
+        &[],
+        &[("PIER_HTTP__ADRESS", "x")],
+        &["unknown setting `http.adress`", "PIER_HTTP__ADRESS"],
+    );
+    check_fails(
+        d,
+        &["--http", "nowhere"],
+        &[],
+        &["http.addr", "flag `--http`", "host:port"],
+    );
+    check_fails(
+        d,
+        &[],
+        &[("DB_PASSWORD_FILE", "/nonexistent/pw")],
+        &["/nonexistent/pw", "DB_PASSWORD_FILE"],
+    );
     check_fails(
         d,
         &[],
@@ -121,16 +221,40 @@ fn bad_configuration_names_the_key_the_source_and_the_expectation() {
     check_fails(
         d,
         &[],
-        &[("DATABASE_URL", "postgres://u:topsecret@h/db"), ("DB_HOST", "h")],
+        &[
+            ("DATABASE_URL", "postgres://u:topsecret@h/db"),
+            ("DB_HOST", "h"),
+        ],
         &["database.url", "database.host"],
     );
-    let out = run(pier(d).arg("check").env("DATABASE_URL", "mysql://u:topsecret@h/db"));
+    let out = run(pier(d)
+        .arg("check")
+        .env("DATABASE_URL", "mysql://u:topsecret@h/db"));
     assert_eq!(out.code, Some(1));
-    assert!(out.stderr.contains("database.url") && !out.stderr.contains("topsecret"), "{}", out.stderr);
-    check_fails(d, &["--public-dir", "no-such-folder"], &[], &["paths.public_dir", "no-such-folder"]);
+    assert!(
+        out.stderr.contains("database.url") && !out.stderr.contains("topsecret"),
+        "{}",
+        out.stderr
+    );
+    check_fails(
+        d,
+        &["--public-dir", "no-such-folder"],
+        &[],
+        &["paths.public_dir", "no-such-folder"],
+    );
     std::fs::write(d.join("afile"), "x").unwrap();
-    check_fails(d, &["--dir", "afile"], &[], &["paths.data_dir", "flag `--dir`", "is a file"]);
-    check_fails(d, &[], &[("API_KEY_ORPHAN", "k")], &["apis.orphan.url", "no URL"]);
+    check_fails(
+        d,
+        &["--dir", "afile"],
+        &[],
+        &["paths.data_dir", "flag `--dir`", "is a file"],
+    );
+    check_fails(
+        d,
+        &[],
+        &[("API_KEY_ORPHAN", "k")],
+        &["apis.orphan.url", "no URL"],
+    );
 }
 
 #[test]
@@ -139,7 +263,11 @@ fn a_data_folder_that_is_a_file_stops_serve_before_it_listens() {
     std::fs::write(dir.path().join("afile"), "x").unwrap();
     let out = run(pier(dir.path()).args(["serve", "--http", "127.0.0.1:0", "--dir", "afile"]));
     assert_eq!(out.code, Some(1));
-    assert!(out.stderr.contains("is a file, not a folder"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("is a file, not a folder"),
+        "{}",
+        out.stderr
+    );
     assert!(!out.stdout.contains("listening on"));
 }
 
@@ -150,8 +278,16 @@ fn migrate_applies_then_lists() {
     assert_eq!(up.code, Some(0), "{}", up.stderr);
     assert!(up.stdout.contains("applied 1 params"), "{}", up.stdout);
     let again = run(pier(dir.path()).args(["migrate", "--dir", "d"]));
-    assert!(again.stdout.contains("no pending migrations"), "{}", again.stdout);
+    assert!(
+        again.stdout.contains("no pending migrations"),
+        "{}",
+        again.stdout
+    );
     let list = run(pier(dir.path()).args(["migrate", "list", "--dir", "d"]));
     assert_eq!(list.code, Some(0));
-    assert!(list.stdout.contains("params") && list.stdout.contains("applied"), "{}", list.stdout);
+    assert!(
+        list.stdout.contains("params") && list.stdout.contains("applied"),
+        "{}",
+        list.stdout
+    );
 }

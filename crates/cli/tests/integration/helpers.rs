@@ -48,8 +48,14 @@ impl Server {
             .expect("pier should start");
         let (tx, rx) = mpsc::channel();
         for stream in [
-            child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-            child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
         ]
         .into_iter()
         .flatten()
@@ -117,7 +123,10 @@ impl Server {
                 }
                 return status.code();
             }
-            assert!(Instant::now() < deadline, "pier did not exit after SIG{signal}");
+            assert!(
+                Instant::now() < deadline,
+                "pier did not exit after SIG{signal}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -1,5 +1,6 @@
 //! pier's integration tests: the HTTP API through the real application (`api`, `ops`), and the
 //! built binary through its command line (`cli`, `process`).
+#![allow(clippy::unwrap_used)] // Tests unwrap: a failure is a panic with its message.
 
 mod api;
 mod cli;

@@ -11,7 +11,11 @@ fn serve_on_port_zero_reports_the_address_and_stops_cleanly_on_sigterm() {
     let mut cmd = pier(dir.path());
     cmd.args(["serve", "--http", "127.0.0.1:0", "--dir", "data"]);
     let mut s = Server::start(cmd);
-    assert!(s.base_url.starts_with("http://127.0.0.1:"), "{}", s.base_url);
+    assert!(
+        s.base_url.starts_with("http://127.0.0.1:"),
+        "{}",
+        s.base_url
+    );
     assert!(!s.base_url.ends_with(":0"));
     let (status, body) = get(&format!("{}/readyz", s.base_url));
     assert_eq!(status, 200, "{body}");
@@ -73,7 +77,11 @@ fn a_second_pier_on_the_same_data_folder_is_refused() {
     let _first = Server::start(cmd);
     let out = run(pier(dir.path()).args(["serve", "--http", "127.0.0.1:0", "--dir", "data"]));
     assert_eq!(out.code, Some(1));
-    assert!(out.stderr.contains("in use by another pier process (pid"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("in use by another pier process (pid"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -104,7 +112,11 @@ fn a_database_from_a_newer_pier_is_refused() {
     });
     let out = run(pier(dir.path()).args(["serve", "--http", "127.0.0.1:0", "--dir", "d"]));
     assert_eq!(out.code, Some(1));
-    assert!(out.stderr.contains("schema version 9999 is newer"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("schema version 9999 is newer"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -123,7 +135,13 @@ fn an_unreachable_postgres_keeps_readyz_at_503_and_is_retried() {
     let (status, body) = get(&format!("{}/readyz", s.base_url));
     assert_eq!(status, 503, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert!(v["checks"]["database"].as_str().unwrap().starts_with("unreachable"), "{body}");
+    assert!(
+        v["checks"]["database"]
+            .as_str()
+            .unwrap()
+            .starts_with("unreachable"),
+        "{body}"
+    );
     assert_eq!(v["checks"]["migrations"], "pending");
     let (status, _) = get(&format!("{}/livez", s.base_url));
     assert_eq!(status, 200);
@@ -154,7 +172,10 @@ fn two_backends_share_one_postgres_database() {
     // Both ran the migrations; each was applied exactly once.
     let rows = rt.block_on(async {
         let c = pier_pgtest::connect(&db).await.unwrap();
-        c.query("SELECT version FROM _migrations", &[]).await.unwrap().len()
+        c.query("SELECT version FROM _migrations", &[])
+            .await
+            .unwrap()
+            .len()
     });
     assert_eq!(rows, pier_server::MIGRATIONS.len());
     assert_eq!(a.signal_and_wait("TERM"), Some(0));

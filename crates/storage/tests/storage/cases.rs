@@ -50,7 +50,10 @@ pub(crate) async fn every_value_type_round_trips(store: Store) {
         .await
         .unwrap();
     let rows = store
-        .query("SELECT id, name, score, data FROM t ORDER BY id DESC", vec![])
+        .query(
+            "SELECT id, name, score, data FROM t ORDER BY id DESC",
+            vec![],
+        )
         .await
         .unwrap();
     assert_eq!(rows.columns(), ["id", "name", "score", "data"]);
@@ -64,7 +67,10 @@ pub(crate) async fn every_value_type_round_trips(store: Store) {
             Value::Blob(vec![0, 1, 2, 255]),
         ]
     );
-    assert_eq!(all[1], vec![Value::Integer(-1), Value::Null, Value::Null, Value::Null]);
+    assert_eq!(
+        all[1],
+        vec![Value::Integer(-1), Value::Null, Value::Null, Value::Null]
+    );
 }
 
 pub(crate) async fn a_failing_write_leaves_nothing_behind(store: Store) {
@@ -72,10 +78,16 @@ pub(crate) async fn a_failing_write_leaves_nothing_behind(store: Store) {
     let err = store
         .write(|c| {
             Box::pin(async move {
-                c.execute("INSERT INTO t (id, name) VALUES ($1, $2)", &[1.into(), "a".into()])
-                    .await?;
-                c.execute("INSERT INTO t (id, name) VALUES ($1, $2)", &[2.into(), "b".into()])
-                    .await?;
+                c.execute(
+                    "INSERT INTO t (id, name) VALUES ($1, $2)",
+                    &[1.into(), "a".into()],
+                )
+                .await?;
+                c.execute(
+                    "INSERT INTO t (id, name) VALUES ($1, $2)",
+                    &[2.into(), "b".into()],
+                )
+                .await?;
                 Err::<(), _>(StorageError::aborted(ErrorKind::Invalid, "changed my mind"))
             })
         })
@@ -119,11 +131,18 @@ pub(crate) async fn one_failing_write_does_not_undo_its_neighbours(store: Store)
         let s = store.clone();
         tasks.push(tokio::spawn(async move {
             // Every tenth write collides with an existing unique name.
-            let name = if i % 10 == 0 { "taken".to_owned() } else { format!("n{i}") };
+            let name = if i % 10 == 0 {
+                "taken".to_owned()
+            } else {
+                format!("n{i}")
+            };
             s.write(move |c| {
                 Box::pin(async move {
-                    c.execute("INSERT INTO t (id, name) VALUES ($1, $2)", &[i.into(), name.into()])
-                        .await
+                    c.execute(
+                        "INSERT INTO t (id, name) VALUES ($1, $2)",
+                        &[i.into(), name.into()],
+                    )
+                    .await
                 })
             })
             .await
@@ -196,7 +215,13 @@ pub(crate) async fn a_newer_schema_is_refused(store: Store) {
     store.migrate(TWO).await.unwrap();
     let err = store.migrate(CORE_MIGRATIONS).await.unwrap_err();
     assert!(
-        matches!(err, StorageError::SchemaTooNew { database: 2, binary: 1 }),
+        matches!(
+            err,
+            StorageError::SchemaTooNew {
+                database: 2,
+                binary: 1
+            }
+        ),
         "{err}"
     );
     assert!(err.to_string().contains("newer"), "{err}");
@@ -214,7 +239,10 @@ static BROKEN: &[Migration] = &[
 
 pub(crate) async fn a_failing_migration_is_rolled_back(store: Store) {
     let err = store.migrate(BROKEN).await.unwrap_err();
-    assert!(err.to_string().contains("migration 2 `broken` failed"), "{err}");
+    assert!(
+        err.to_string().contains("migration 2 `broken` failed"),
+        "{err}"
+    );
     // The half-created table is gone and the migration is not recorded.
     assert!(store.query("SELECT * FROM half", vec![]).await.is_err());
     let state = store.migration_state(BROKEN).await.unwrap();
@@ -250,10 +278,12 @@ pub(crate) async fn reads_see_one_snapshot(store: Store) {
 
 pub(crate) async fn wrong_parameter_counts_are_errors_not_panics(store: Store) {
     assert!(store.query("SELECT $1", vec![]).await.is_err());
-    assert!(store
-        .query("SELECT 1", vec![Value::Integer(1)])
-        .await
-        .is_err());
+    assert!(
+        store
+            .query("SELECT 1", vec![Value::Integer(1)])
+            .await
+            .is_err()
+    );
     assert!(store.query("SELEKT nonsense", vec![]).await.is_err());
     // The store still works afterwards.
     store.ping().await.unwrap();

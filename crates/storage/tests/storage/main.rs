@@ -1,4 +1,5 @@
 //! The storage conformance suite: every case runs against SQLite and against PostgreSQL.
+#![allow(clippy::unwrap_used)] // Tests unwrap: a failure is a panic with its message.
 
 mod cases;
 mod sqlite_only;

@@ -7,7 +7,10 @@ async fn a_second_open_of_the_same_file_is_refused() {
     let cfg = super::sqlite_config(dir.path());
     let first = Store::open(&cfg).await.unwrap();
     let err = Store::open(&cfg).await.unwrap_err();
-    assert!(matches!(err, StorageError::Locked { pid: Some(_), .. }), "{err}");
+    assert!(
+        matches!(err, StorageError::Locked { pid: Some(_), .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("in use by another pier process"));
     first.close().await;
     drop(first);
@@ -20,7 +23,9 @@ async fn a_second_open_of_the_same_file_is_refused() {
 async fn a_file_that_is_not_a_database_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("data.db"), vec![b'x'; 8192]).unwrap();
-    let err = Store::open(&super::sqlite_config(dir.path())).await.unwrap_err();
+    let err = Store::open(&super::sqlite_config(dir.path()))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable);
     assert!(err.to_string().contains("failed to open database"), "{err}");
 }
@@ -29,7 +34,10 @@ async fn a_file_that_is_not_a_database_is_a_clear_error() {
 async fn the_wal_stays_bounded_under_a_long_insert_load() {
     let (store, _dir) = super::sqlite_store().await;
     store
-        .execute("CREATE TABLE big (id INTEGER PRIMARY KEY, body TEXT)", vec![])
+        .execute(
+            "CREATE TABLE big (id INTEGER PRIMARY KEY, body TEXT)",
+            vec![],
+        )
         .await
         .unwrap();
     let body = "x".repeat(4000);
