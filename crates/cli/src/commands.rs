@@ -41,6 +41,9 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
             );
             let config = load(Role::Serve, a.data.config, flags)?;
             config.check_folders()?;
+            for warning in config.warnings() {
+                eprintln!("warning: {warning}");
+            }
             print!("{}", config.describe());
             println!("# configuration is valid");
             Ok(())
@@ -113,6 +116,9 @@ fn serve(
     let config = load(role, config_file, flags)?;
     config.prepare_folders()?;
     let _guards = telemetry::init(&config)?;
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
     tracing::info!(
         version = pier_core::VERSION,
         env = ?config.app_env,

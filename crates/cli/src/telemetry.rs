@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use pier_config::{Config, LogFormat, LogLevel};
+use pier_ops::access_log;
 use tracing::level_filters::LevelFilter;
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::Layer;
@@ -9,8 +10,12 @@ use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-/// Keeps the background log writers alive; dropping it flushes them.
-pub(crate) struct Guards(#[allow(dead_code)] Vec<WorkerGuard>);
+/// Keeps the background log writers alive; dropping it flushes them (the request log first,
+/// since it writes through the others).
+pub(crate) struct Guards {
+    _requests: Option<access_log::Guard>,
+    _writers: Vec<WorkerGuard>,
+}
 
 fn level(l: LogLevel) -> LevelFilter {
     match l {
@@ -48,6 +53,11 @@ pub(crate) fn init(config: &Config) -> anyhow::Result<Guards> {
         .lossy(false)
         .finish(std::io::stdout());
     guards.push(g);
+    let console_format = match log.format {
+        LogFormat::Json => access_log::Format::Json,
+        LogFormat::Text => access_log::Format::Text,
+    };
+    let mut request_sinks: Vec<access_log::Sink> = vec![(console_format, Box::new(stdout.clone()))];
     let console = match log.format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
@@ -79,6 +89,7 @@ pub(crate) fn init(config: &Config) -> anyhow::Result<Guards> {
             .lossy(false)
             .finish(appender);
         guards.push(g);
+        request_sinks.push((access_log::Format::Json, Box::new(writer.clone())));
         Some(
             tracing_subscriber::fmt::layer()
                 .json()
@@ -96,5 +107,13 @@ pub(crate) fn init(config: &Config) -> anyhow::Result<Guards> {
         .with(console.and_then(file).with_filter(filter))
         .try_init()
         .context("failed to install the log subscriber")?;
-    Ok(Guards(guards))
+    let requests = if log.requests {
+        access_log::install(request_sinks)
+    } else {
+        None
+    };
+    Ok(Guards {
+        _requests: requests,
+        _writers: guards,
+    })
 }

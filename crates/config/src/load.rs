@@ -36,6 +36,8 @@ fn is_reserved_pier_var(name: &str) -> bool {
 pub(crate) struct Layers {
     pub(crate) root: Table,
     pub(crate) origins: BTreeMap<String, Source>,
+    /// Things worth telling the operator that do not stop pier.
+    pub(crate) warnings: Vec<String>,
 }
 
 impl Layers {
@@ -249,7 +251,20 @@ pub(crate) fn merge(file: Option<&Path>, env: &Env, flags: &[Flag]) -> Result<La
         } else {
             value.to_owned()
         };
-        let v = typed(&defaults, &key, &raw, &origin)?;
+        let v = match typed(&defaults, &key, &raw, &origin) {
+            Ok(v) => v,
+            // `PIER_SECTION__KEY` is clearly meant as a setting, so a typo there is an error;
+            // a bare `PIER_SOMETHING` may belong to a script around pier, so it is only noted.
+            Err(ConfigError::UnknownKey { .. })
+                if name.starts_with("PIER_") && !name.contains("__") =>
+            {
+                layers.warnings.push(format!(
+                    "ignoring environment variable `{name}`: not a pier setting"
+                ));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         layers.set(&key, v, origin)?;
     }
 

@@ -231,6 +231,11 @@ impl Config {
         )
     }
 
+    /// Notes about the configuration that did not stop it from loading (log them).
+    pub fn warnings(&self) -> &[String] {
+        &self.layers.warnings
+    }
+
     /// Where the value of a key came from.
     pub fn origin(&self, key: &str) -> Source {
         self.layers.origin(key)

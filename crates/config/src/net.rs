@@ -98,4 +98,18 @@ mod tests {
             assert!(bad.parse::<IpNet>().is_err(), "{bad}");
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_never_panics(s in ".*") {
+            let _ = s.parse::<IpNet>();
+        }
+
+        #[test]
+        fn display_round_trips(a in proptest::prelude::any::<[u8; 4]>(), p in 0u8..=32) {
+            let n: IpNet = format!("{}/{p}", std::net::Ipv4Addr::from(a)).parse().unwrap();
+            proptest::prop_assert_eq!(n.to_string().parse::<IpNet>().unwrap(), n);
+            proptest::prop_assert!(n.contains(std::net::IpAddr::from(a)));
+        }
+    }
 }

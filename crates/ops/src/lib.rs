@@ -4,6 +4,7 @@
 //! are matched route templates, never raw paths.
 #![deny(clippy::unwrap_used)]
 
+pub mod access_log;
 pub mod metrics;
 mod process;
 mod readiness;

@@ -12,7 +12,7 @@ use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use pier_api::{ApiError, ErrorReport};
-use pier_ops::Metrics;
+use pier_ops::{Metrics, access_log};
 
 pub(crate) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -97,11 +97,8 @@ pub(crate) async fn observe(
         }
     };
     let method = req.method().clone();
-    let route: Arc<str> = match req.extensions().get::<MatchedPath>() {
-        Some(m) => Arc::from(m.as_str()),
-        None => Arc::from("unmatched"),
-    };
-    let path = obs.log_requests.then(|| req.uri().path().to_owned());
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let path = (obs.log_requests && access_log::enabled()).then(|| req.uri().path().to_owned());
 
     let mut res = match tokio::time::timeout(obs.timeout, next.run(req)).await {
         Ok(res) => res,
@@ -120,6 +117,7 @@ pub(crate) async fn observe(
             .or_insert(HeaderValue::from_static(value));
     }
 
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
     let status = res.status().as_u16();
     let bytes = body_len(res.body());
     if let Some(report) = res.extensions().get::<ErrorReport>() {
@@ -131,19 +129,17 @@ pub(crate) async fn observe(
             "request failed"
         );
     }
-    let elapsed = timer.finish(method.as_str(), &route, status, bytes);
+    let elapsed = timer.finish(method.as_str(), route, status, bytes);
     if let Some(path) = path {
-        tracing::info!(
-            target: "pier::http",
-            request_id = %id.to_str().unwrap_or_default(),
-            method = %method,
-            route = %route,
-            path = %path,
+        access_log::record(&access_log::Entry {
+            request_id: id.to_str().unwrap_or_default(),
+            method: method.as_str(),
+            route,
+            path: &path,
             status,
-            duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            duration_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
             bytes,
-            "request"
-        );
+        });
     }
     res
 }

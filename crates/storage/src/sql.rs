@@ -76,4 +76,21 @@ mod tests {
             let _ = to_sqlite(s);
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_input_is_rewritten_without_panicking(sql in ".*") {
+            let out = to_sqlite(&sql);
+            if !sql.contains('$') {
+                proptest::prop_assert_eq!(out.as_ref(), sql.as_str());
+            }
+        }
+
+        #[test]
+        fn plain_placeholders_all_become_numbered(ns in proptest::collection::vec(1u16..999, 0..20)) {
+            let sql: String = ns.iter().map(|n| format!("${n}, ")).collect();
+            let want: String = ns.iter().map(|n| format!("?{n}, ")).collect();
+            proptest::prop_assert_eq!(to_sqlite(&sql).into_owned(), want);
+        }
+    }
 }

