@@ -6,6 +6,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use pier_core::ErrorKind;
+use pier_records::RecordError;
 use pier_storage::StorageError;
 use serde_json::{Map, Value, json};
 
@@ -87,6 +88,23 @@ impl From<StorageError> for ApiError {
                 ..ApiError::unavailable("The database is temporarily unavailable.")
             },
             _ => ApiError::internal(e.to_string()),
+        }
+    }
+}
+
+impl From<RecordError> for ApiError {
+    fn from(e: RecordError) -> ApiError {
+        match e {
+            RecordError::NotFound => ApiError::not_found(),
+            RecordError::Forbidden(m) => ApiError::forbidden(m),
+            RecordError::Unauthorized(m) => ApiError::new(StatusCode::UNAUTHORIZED, m),
+            RecordError::Validation { message, fields } => ApiError {
+                data: fields,
+                ..ApiError::new(StatusCode::BAD_REQUEST, message)
+            },
+            RecordError::BadRequest(m) => ApiError::new(StatusCode::BAD_REQUEST, m),
+            RecordError::Storage(s) => ApiError::from(s),
+            other => ApiError::internal(other.to_string()),
         }
     }
 }

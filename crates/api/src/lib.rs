@@ -7,6 +7,7 @@
 mod error;
 mod health;
 mod ops;
+mod records;
 mod state;
 
 pub use error::{ApiError, ErrorReport};
@@ -20,6 +21,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
         .merge(ops::router())
+        .merge(records::router())
         .route("/api/{*rest}", axum::routing::any(not_found))
         .with_state(state)
 }

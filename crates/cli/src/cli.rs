@@ -27,6 +27,9 @@ pub(crate) enum Command {
     Migrate(MigrateArgs),
     /// Validate the configuration and print it, secrets redacted; exit non-zero when invalid.
     Check(CheckArgs),
+    /// Manage superusers.
+    #[command(subcommand)]
+    Superuser(SuperuserCommand),
     /// Print pier's version.
     Version,
 }
@@ -88,6 +91,22 @@ pub(crate) struct CheckArgs {
     /// Check this frontend folder too.
     #[arg(long = "public-dir", alias = "publicDir", value_name = "FOLDER")]
     pub(crate) public_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) data: DataArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SuperuserCommand {
+    /// Create a superuser, or set the password of an existing one (signing out its sessions).
+    Upsert(SuperuserArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SuperuserArgs {
+    /// The superuser's email.
+    pub(crate) email: String,
+    /// The password, at least 8 characters.
+    pub(crate) password: String,
     #[command(flatten)]
     pub(crate) data: DataArgs,
 }

@@ -5,7 +5,7 @@ use pier_config::{Config, Env, Flag, LoadOptions, Role};
 use pier_server::{Application, MIGRATIONS};
 use pier_storage::Store;
 
-use crate::cli::{Cli, Command, DataArgs, MigrateAction};
+use crate::cli::{Cli, Command, DataArgs, MigrateAction, SuperuserCommand};
 use crate::telemetry;
 
 pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
@@ -47,6 +47,12 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", config.describe());
             println!("# configuration is valid");
             Ok(())
+        }
+        Command::Superuser(SuperuserCommand::Upsert(a)) => {
+            let flags = data_flags(&a.data);
+            let config = load(Role::Tool, a.data.config, flags)?;
+            config.prepare_folders()?;
+            runtime()?.block_on(upsert_superuser(config, a.email, a.password))
         }
         Command::Migrate(a) => {
             let flags = data_flags(&a.data);
@@ -197,6 +203,37 @@ async fn migrate(config: Config, action: MigrateAction) -> anyhow::Result<()> {
                 }
             }
         }
+        anyhow::Ok(())
+    }
+    .await;
+    store.close().await;
+    result
+}
+
+async fn upsert_superuser(config: Config, email: String, password: String) -> anyhow::Result<()> {
+    let store = Store::open(&config.database)
+        .await
+        .context("failed to open the database")?;
+    let result = async {
+        store.migrate(MIGRATIONS).await?;
+        let engine = pier_records::Engine::new(store.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        engine
+            .upsert_superuser(&email, &password)
+            .await
+            .map_err(|e| match e {
+                pier_records::RecordError::Validation { fields, .. } => anyhow::anyhow!(
+                    "invalid superuser: {}",
+                    fields
+                        .iter()
+                        .map(|(k, v)| format!("{k}: {}", v["message"].as_str().unwrap_or_default()))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+                other => anyhow::anyhow!("{other}"),
+            })?;
+        println!("superuser {email} saved");
         anyhow::Ok(())
     }
     .await;

@@ -4,6 +4,8 @@
 //! crates report and that only the HTTP layer turns into status codes.
 #![deny(clippy::unwrap_used)]
 
+pub mod time;
+
 use std::fmt;
 
 /// The class of a failure, independent of the layer that produced it.

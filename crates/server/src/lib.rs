@@ -9,7 +9,7 @@ mod middleware;
 
 pub use app::{Application, StartError};
 
-use pier_storage::{CORE_MIGRATIONS, Migration};
+use pier_storage::Migration;
 
 /// Every schema migration this build of pier knows, in order.
-pub const MIGRATIONS: &[Migration] = CORE_MIGRATIONS;
+pub const MIGRATIONS: &[Migration] = pier_records::MIGRATIONS;

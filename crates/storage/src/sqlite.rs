@@ -470,7 +470,17 @@ fn lock_database(db: &Path) -> Result<File, StorageError> {
     Ok(file)
 }
 
+/// Double-quoted strings are identifiers only: SQLite's legacy fallback would silently read a
+/// misspelt (or not yet visible) `"column"` as the string literal 'column'.
+fn strict_quotes(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::config::DbConfig;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DQS_DML, false)?;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DQS_DDL, false)?;
+    Ok(())
+}
+
 fn configure_writer(conn: &Connection, config: &SqliteConfig) -> rusqlite::Result<()> {
+    strict_quotes(conn)?;
     conn.busy_timeout(config.busy_timeout)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
@@ -500,6 +510,7 @@ fn configure_writer(conn: &Connection, config: &SqliteConfig) -> rusqlite::Resul
 }
 
 fn configure_reader(conn: &Connection, config: &SqliteConfig) -> rusqlite::Result<()> {
+    strict_quotes(conn)?;
     conn.busy_timeout(config.busy_timeout)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.execute_batch(
@@ -542,11 +553,20 @@ fn query(conn: &Connection, sql: &str, params: &[Value]) -> Result<Rows, Storage
     let sql = to_sqlite(sql);
     let mut stmt = conn.prepare_cached(&sql)?;
     bind(&mut stmt, params)?;
-    let columns: Arc<[String]> = stmt.column_names().into_iter().map(str::to_owned).collect();
-    let width = columns.len();
     let mut out = Vec::new();
+    let mut columns: Option<Arc<[String]>> = None;
     let mut rows = stmt.raw_query();
     while let Some(row) = rows.next()? {
+        // Column names are read after the first step: SQLite re-prepares a statement whose
+        // schema changed underneath it, and the names before that step may be stale.
+        let names = columns.get_or_insert_with(|| {
+            row.as_ref()
+                .column_names()
+                .into_iter()
+                .map(str::to_owned)
+                .collect()
+        });
+        let width = names.len();
         let mut values = Vec::with_capacity(width);
         for i in 0..width {
             values.push(match row.get_ref(i)? {
@@ -559,6 +579,9 @@ fn query(conn: &Connection, sql: &str, params: &[Value]) -> Result<Rows, Storage
         }
         out.push(values);
     }
+    drop(rows);
+    let columns =
+        columns.unwrap_or_else(|| stmt.column_names().into_iter().map(str::to_owned).collect());
     Ok(Rows::new(columns, out))
 }
 

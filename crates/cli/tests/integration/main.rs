@@ -6,3 +6,4 @@ mod api;
 mod cli;
 mod helpers;
 mod process;
+mod records;

@@ -1,0 +1,326 @@
+//! Collections, records and password auth: PocketBase's `/api/collections/…` routes.
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use pier_records::{Auth, ListQuery};
+use serde_json::{Map, Value, json};
+
+use crate::{ApiError, AppState};
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/collections",
+            get(list_collections).post(create_collection),
+        )
+        .route(
+            "/api/collections/{collection}",
+            get(view_collection)
+                .patch(update_collection)
+                .delete(delete_collection),
+        )
+        .route(
+            "/api/collections/{collection}/truncate",
+            delete(truncate_collection),
+        )
+        .route(
+            "/api/collections/{collection}/auth-with-password",
+            post(auth_with_password),
+        )
+        .route(
+            "/api/collections/{collection}/records",
+            get(list_records).post(create_record),
+        )
+        .route(
+            "/api/collections/{collection}/records/{id}",
+            get(view_record).patch(update_record).delete(delete_record),
+        )
+}
+
+/// The caller, from `Authorization: <token>` (with or without `Bearer `).
+pub(crate) struct Caller(Auth);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
+        match token {
+            None => Ok(Caller(Auth::Guest)),
+            Some(t) => Ok(Caller(state.engine().await?.authenticate(t).await)),
+        }
+    }
+}
+
+fn require_superuser(auth: &Auth) -> Result<(), ApiError> {
+    match auth {
+        Auth::Superuser { .. } => Ok(()),
+        Auth::Guest => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "The request requires valid record authorization token.",
+        )),
+        Auth::Record { .. } => Err(ApiError::forbidden(
+            "The authorized record is not allowed to perform this action.",
+        )),
+    }
+}
+
+/// A JSON object body; anything else is PocketBase's 400.
+pub(crate) struct JsonObject(Map<String, Value>);
+
+impl<S: Send + Sync> FromRequest<S> for JsonObject {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<JsonObject, ApiError> {
+        let bad = || {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "Failed to load the submitted data due to invalid formatting.",
+            )
+        };
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request entity too large.")
+                } else {
+                    bad()
+                }
+            })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(JsonObject(Map::new()));
+        }
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Object(m)) => Ok(JsonObject(m)),
+            _ => Err(bad()),
+        }
+    }
+}
+
+fn ok_json(v: Value) -> Response {
+    (StatusCode::OK, axum::Json(v)).into_response()
+}
+
+async fn list_collections(
+    State(state): State<AppState>,
+    Caller(auth): Caller,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    require_superuser(&auth)?;
+    let engine = state.engine().await?;
+    let all: Vec<Value> = engine
+        .collections()
+        .iter()
+        .map(|c| c.to_public_json())
+        .collect();
+    let page = q
+        .get("page")
+        .and_then(|p| p.parse::<usize>().ok())
+        .unwrap_or(1)
+        .max(1);
+    let per_page = q
+        .get("perPage")
+        .and_then(|p| p.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(30)
+        .min(1000);
+    let total = all.len();
+    let items: Vec<Value> = all
+        .into_iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .collect();
+    Ok(ok_json(json!({
+        "page": page, "perPage": per_page, "totalItems": total,
+        "totalPages": total.div_ceil(per_page), "items": items,
+    })))
+}
+
+async fn create_collection(
+    State(state): State<AppState>,
+    Caller(auth): Caller,
+    JsonObject(body): JsonObject,
+) -> Result<Response, ApiError> {
+    require_superuser(&auth)?;
+    let c = state
+        .engine()
+        .await?
+        .create_collection(&Value::Object(body))
+        .await?;
+    Ok(ok_json(c.to_public_json()))
+}
+
+async fn view_collection(
+    State(state): State<AppState>,
+    Caller(auth): Caller,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    require_superuser(&auth)?;
+    Ok(ok_json(
+        state
+            .engine()
+            .await?
+            .collection(&name)
+            .await?
+            .to_public_json(),
+    ))
+}
+
+async fn update_collection(
+    State(state): State<AppState>,
+    Caller(auth): Caller,
+    Path(name): Path<String>,
+    JsonObject(body): JsonObject,
+) -> Result<Response, ApiError> {
+    require_superuser(&auth)?;
+    let c = state
+        .engine()
+        .await?
+        .update_collection(&name, &Value::Object(body))
+        .await?;
+    Ok(ok_json(c.to_public_json()))
+}
+
+async fn delete_collection(
+    State(state): State<AppState>,
+    Caller(auth): Caller,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    require_superuser(&auth)?;
+    state.engine().await?.delete_collection(&name).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn truncate_collection(
+    State(state): State<AppState>,
+    Caller(auth): Caller,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    require_superuser(&auth)?;
+    state.engine().await?.truncate_collection(&name).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn auth_with_password(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    JsonObject(body): JsonObject,
+) -> Result<Response, ApiError> {
+    let engine = state.engine().await?;
+    let c = engine.collection(&name).await?;
+    let identity = body
+        .get("identity")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let password = body
+        .get("password")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let mut errors = Map::new();
+    for (k, v) in [("identity", identity), ("password", password)] {
+        if v.is_empty() {
+            errors.insert(
+                k.into(),
+                json!({"code": "validation_required", "message": "Cannot be blank."}),
+            );
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::from(pier_records::RecordError::Validation {
+            message: "An error occurred while validating the submitted data.".into(),
+            fields: errors,
+        }));
+    }
+    let (token, record) = engine.auth_with_password(&c, identity, password).await?;
+    Ok(ok_json(json!({"token": token, "record": record})))
+}
+
+fn list_query(q: &HashMap<String, String>) -> Result<ListQuery, ApiError> {
+    let int = |key: &str| -> Result<Option<i64>, ApiError> {
+        match q.get(key).map(|v| v.trim()).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) => v.parse().map(Some).map_err(|_| {
+                ApiError::new(StatusCode::BAD_REQUEST, format!("Invalid `{key}` value."))
+            }),
+        }
+    };
+    Ok(ListQuery {
+        page: int("page")?,
+        per_page: int("perPage")?,
+        sort: q.get("sort").cloned().unwrap_or_default(),
+        filter: q.get("filter").cloned().unwrap_or_default(),
+        skip_total: q
+            .get("skipTotal")
+            .is_some_and(|v| matches!(v.as_str(), "1" | "true")),
+    })
+}
+
+async fn list_records(
+    State(state): State<AppState>,
+    Caller(auth): Caller,
+    Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let engine = state.engine().await?;
+    let c = engine.collection(&name).await?;
+    let result = engine.list(&c, &list_query(&q)?, &auth).await?;
+    Ok(ok_json(result.to_json()))
+}
+
+async fn view_record(
+    State(state): State<AppState>,
+    Caller(auth): Caller,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let engine = state.engine().await?;
+    let c = engine.collection(&name).await?;
+    Ok(ok_json(Value::Object(engine.view(&c, &id, &auth).await?)))
+}
+
+async fn create_record(
+    State(state): State<AppState>,
+    Caller(auth): Caller,
+    Path(name): Path<String>,
+    JsonObject(body): JsonObject,
+) -> Result<Response, ApiError> {
+    let engine = state.engine().await?;
+    let c = engine.collection(&name).await?;
+    Ok(ok_json(Value::Object(
+        engine.create(&c, &body, &auth).await?,
+    )))
+}
+
+async fn update_record(
+    State(state): State<AppState>,
+    Caller(auth): Caller,
+    Path((name, id)): Path<(String, String)>,
+    JsonObject(body): JsonObject,
+) -> Result<Response, ApiError> {
+    let engine = state.engine().await?;
+    let c = engine.collection(&name).await?;
+    Ok(ok_json(Value::Object(
+        engine.update(&c, &id, &body, &auth).await?,
+    )))
+}
+
+async fn delete_record(
+    State(state): State<AppState>,
+    Caller(auth): Caller,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let engine = state.engine().await?;
+    let c = engine.collection(&name).await?;
+    engine.delete(&c, &id, &auth).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,1227 @@
+//! The records engine: collection management, record CRUD with rules, and authentication.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+
+use pier_core::time::format_datetime;
+use pier_storage::{Dialect, Rows, Store, Value as Db};
+use serde_json::{Map, Value, json};
+
+use crate::auth::{self, Auth, TokenClaims};
+use crate::error::RecordError;
+use crate::ids;
+use crate::model::{Collection, CollectionType, FIELD_TYPES, Field, is_valid_name};
+use crate::schema::{self, quote};
+use crate::values::{self, Invalid};
+
+/// The id PocketBase gives its `_superusers` collection; clients and SDKs may rely on it.
+pub const SUPERUSERS_ID: &str = "pbc_3142635823";
+const SUPERUSERS: &str = "_superusers";
+const ONLY_SUPERUSERS: &str = "Only superusers can perform this action.";
+
+/// Paging and sorting of a list request.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub page: Option<i64>,
+    pub per_page: Option<i64>,
+    pub sort: String,
+    pub filter: String,
+    pub skip_total: bool,
+}
+
+/// One page of records in PocketBase's envelope.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListResult {
+    pub page: i64,
+    pub per_page: i64,
+    pub total_items: i64,
+    pub total_pages: i64,
+    pub items: Vec<Map<String, Value>>,
+}
+
+impl ListResult {
+    /// The JSON envelope.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "page": self.page,
+            "perPage": self.per_page,
+            "totalItems": self.total_items,
+            "totalPages": self.total_pages,
+            "items": self.items,
+        })
+    }
+}
+
+#[derive(Default)]
+struct Cache {
+    by_name: HashMap<String, Arc<Collection>>,
+    by_id: HashMap<String, Arc<Collection>>,
+}
+
+/// The records engine. Cheap to share behind an `Arc`.
+pub struct Engine {
+    store: Store,
+    cache: RwLock<Cache>,
+    /// Verified against when an identity is unknown, so that both cases cost the same.
+    dummy_hash: String,
+}
+
+fn now() -> String {
+    format_datetime(SystemTime::now())
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn validation(message: &str, errors: Vec<(String, Invalid)>) -> RecordError {
+    let mut fields = Map::new();
+    for (name, e) in errors {
+        fields.insert(name, json!({"code": e.code, "message": e.message}));
+    }
+    RecordError::Validation {
+        message: message.to_owned(),
+        fields,
+    }
+}
+
+fn system_field(name: &str, kind: &str, extra: Value) -> Field {
+    let mut options = match extra {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    options.entry("required").or_insert(Value::Bool(false));
+    let mut f = Field {
+        id: format!("{kind}{}", ids::random_id(10)),
+        name: name.to_owned(),
+        kind: kind.to_owned(),
+        system: true,
+        hidden: false,
+        presentable: false,
+        options,
+    };
+    f.normalize();
+    f
+}
+
+fn id_field() -> Field {
+    let mut f = system_field(
+        "id",
+        "text",
+        json!({"required": true, "min": 15, "max": 15, "pattern": "^[a-z0-9]+$", "autogeneratePattern": "[a-z0-9]{15}", "primaryKey": true}),
+    );
+    f.id = "text3208210256".into();
+    f
+}
+
+fn superusers_collection() -> Collection {
+    let mut password = system_field("password", "password", json!({"required": true, "min": 8}));
+    password.hidden = true;
+    let mut token_key = system_field("tokenKey", "text", json!({"required": true}));
+    token_key.hidden = true;
+    let ts = now();
+    Collection {
+        id: SUPERUSERS_ID.into(),
+        name: SUPERUSERS.into(),
+        kind: CollectionType::Auth,
+        system: true,
+        fields: vec![
+            id_field(),
+            password,
+            token_key,
+            system_field("email", "email", json!({"required": true})),
+            system_field("emailVisibility", "bool", json!({})),
+            system_field("verified", "bool", json!({})),
+            system_field(
+                "created",
+                "autodate",
+                json!({"onCreate": true, "onUpdate": false}),
+            ),
+            system_field(
+                "updated",
+                "autodate",
+                json!({"onCreate": true, "onUpdate": true}),
+            ),
+        ],
+        indexes: Vec::new(),
+        list_rule: None,
+        view_rule: None,
+        create_rule: None,
+        update_rule: None,
+        delete_rule: None,
+        created: ts.clone(),
+        updated: ts,
+        options: match json!({"authRule": "", "manageRule": null, "authToken": {"secret": ids::secret(50), "duration": 86400}, "passwordAuth": {"enabled": true, "identityFields": ["email"]}})
+        {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        },
+    }
+}
+
+impl Engine {
+    /// Creates the engine: makes sure the `_superusers` collection is registered and loads every
+    /// collection definition. Run it after the migrations.
+    ///
+    /// # Errors
+    /// When the database cannot be read or written.
+    pub async fn new(store: Store) -> Result<Engine, RecordError> {
+        let dummy_hash = tokio::task::spawn_blocking(|| auth::hash_password(&ids::secret(24)))
+            .await
+            .map_err(|e| RecordError::BadRequest(e.to_string()))?
+            .map_err(RecordError::BadRequest)?;
+        let engine = Engine {
+            store,
+            cache: RwLock::new(Cache::default()),
+            dummy_hash,
+        };
+        let su = superusers_collection();
+        let data = serde_json::to_string(&su).unwrap_or_default();
+        engine
+            .store
+            .execute(
+                "INSERT INTO _collections (id, name, type, system, data, created, updated)
+                 VALUES ($1, $2, 'auth', TRUE, $3, $4, $4) ON CONFLICT DO NOTHING",
+                vec![
+                    su.id.clone().into(),
+                    su.name.clone().into(),
+                    data.into(),
+                    su.created.clone().into(),
+                ],
+            )
+            .await?;
+        engine.reload().await?;
+        Ok(engine)
+    }
+
+    /// The database.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn dialect(&self) -> Dialect {
+        self.store.dialect()
+    }
+
+    async fn reload(&self) -> Result<(), RecordError> {
+        let rows = self
+            .store
+            .query("SELECT data FROM _collections ORDER BY created, id", vec![])
+            .await?;
+        let mut cache = Cache::default();
+        for r in rows.iter() {
+            let Some(text) = r[0].as_str() else { continue };
+            match serde_json::from_str::<Collection>(text) {
+                Ok(c) => {
+                    let c = Arc::new(c);
+                    cache.by_name.insert(c.name.to_ascii_lowercase(), c.clone());
+                    cache.by_id.insert(c.id.clone(), c);
+                }
+                Err(error) => tracing::error!(%error, "unreadable collection definition skipped"),
+            }
+        }
+        if let Ok(mut c) = self.cache.write() {
+            *c = cache;
+        }
+        Ok(())
+    }
+
+    fn cached(&self, id_or_name: &str) -> Option<Arc<Collection>> {
+        let cache = self.cache.read().ok()?;
+        cache
+            .by_id
+            .get(id_or_name)
+            .or_else(|| cache.by_name.get(&id_or_name.to_ascii_lowercase()))
+            .cloned()
+    }
+
+    /// A collection by id or name (case-insensitive). Another backend may have created it, so a
+    /// miss reloads the definitions once.
+    ///
+    /// # Errors
+    /// [`RecordError::NotFound`].
+    pub async fn collection(&self, id_or_name: &str) -> Result<Arc<Collection>, RecordError> {
+        if let Some(c) = self.cached(id_or_name) {
+            return Ok(c);
+        }
+        self.reload().await?;
+        self.cached(id_or_name).ok_or(RecordError::NotFound)
+    }
+
+    /// Every collection, oldest first.
+    pub fn collections(&self) -> Vec<Arc<Collection>> {
+        let mut all: Vec<_> = self
+            .cache
+            .read()
+            .map(|c| c.by_id.values().cloned().collect())
+            .unwrap_or_default();
+        all.sort_by(|a: &Arc<Collection>, b| (&a.created, &a.id).cmp(&(&b.created, &b.id)));
+        all
+    }
+
+    fn parse_collection(
+        &self,
+        input: &Value,
+        existing: Option<&Collection>,
+    ) -> Result<Collection, RecordError> {
+        let action = if existing.is_some() {
+            "Failed to update collection."
+        } else {
+            "Failed to create collection."
+        };
+        let bad =
+            |field: &str, code: &str, text: &str| RecordError::field(action, field, code, text);
+        let Value::Object(obj) = input else {
+            return Err(RecordError::BadRequest(
+                "The request body must be a JSON object.".into(),
+            ));
+        };
+        let name = match obj.get("name") {
+            Some(Value::String(n)) => n.clone(),
+            None => existing.map(|e| e.name.clone()).unwrap_or_default(),
+            Some(_) => return Err(bad("name", "validation_invalid_name", "Must be a string.")),
+        };
+        if name.is_empty() {
+            return Err(bad(
+                "name",
+                "validation_required",
+                "Missing required value.",
+            ));
+        }
+        if !is_valid_name(&name) || (name.starts_with('_') && existing.is_none_or(|e| !e.system)) {
+            return Err(bad(
+                "name",
+                "validation_invalid_name",
+                "Invalid collection name: use letters, digits and _, not starting with _ or a digit.",
+            ));
+        }
+        if let Some(other) = self.cached(&name)
+            && existing.is_none_or(|e| e.id != other.id)
+        {
+            return Err(bad(
+                "name",
+                "validation_collection_name_exists",
+                "Collection name must be unique (case insensitive).",
+            ));
+        }
+        let kind = match obj.get("type").and_then(Value::as_str) {
+            None => existing.map_or(CollectionType::Base, |e| e.kind),
+            Some("base") => CollectionType::Base,
+            Some("auth" | "view") => {
+                return Err(bad(
+                    "type",
+                    "validation_unsupported_type",
+                    "Only base collections can be created in this version of pier.",
+                ));
+            }
+            Some(_) => {
+                return Err(bad(
+                    "type",
+                    "validation_invalid_type",
+                    "Must be base, auth or view.",
+                ));
+            }
+        };
+        if existing.is_some_and(|e| e.kind != kind) {
+            return Err(bad(
+                "type",
+                "validation_collection_type_change",
+                "The collection type cannot be changed.",
+            ));
+        }
+
+        let mut fields: Vec<Field> = match obj.get("fields") {
+            None => existing.map(|e| e.fields.clone()).unwrap_or_default(),
+            Some(Value::Array(items)) => {
+                let mut out = Vec::new();
+                for (i, item) in items.iter().enumerate() {
+                    let mut f: Field = serde_json::from_value(item.clone()).map_err(|e| {
+                        bad(
+                            "fields",
+                            "validation_invalid_field",
+                            &format!("Field {i}: {e}."),
+                        )
+                    })?;
+                    if !FIELD_TYPES.contains(&f.kind.as_str()) {
+                        return Err(bad(
+                            "fields",
+                            "validation_invalid_field_type",
+                            &format!("Field {i} has the unknown type `{}`.", f.kind),
+                        ));
+                    }
+                    if !is_valid_name(&f.name) {
+                        return Err(bad(
+                            "fields",
+                            "validation_invalid_field_name",
+                            &format!("Field {i} has an invalid name."),
+                        ));
+                    }
+                    if f.kind == "relation" {
+                        let target = f.opt_str("collectionId").to_owned();
+                        if self.cached(&target).is_none() {
+                            return Err(bad(
+                                "fields",
+                                "validation_missing_rel_collection",
+                                &format!("Field `{}` points at an unknown collection.", f.name),
+                            ));
+                        }
+                    }
+                    // Keep the id of an existing field of the same name.
+                    if let Some(old) = existing.and_then(|e| e.field(&f.name)) {
+                        if old.kind != f.kind {
+                            return Err(bad(
+                                "fields",
+                                "validation_field_type_change",
+                                &format!("The type of field `{}` cannot be changed.", f.name),
+                            ));
+                        }
+                        f.id = old.id.clone();
+                        f.system = old.system;
+                    } else {
+                        f.system = false;
+                        f.id = format!("{}{}", f.kind, ids::random_id(10));
+                    }
+                    f.normalize();
+                    out.push(f);
+                }
+                out
+            }
+            Some(_) => {
+                return Err(bad(
+                    "fields",
+                    "validation_invalid_fields",
+                    "Must be a list of fields.",
+                ));
+            }
+        };
+        if !fields.iter().any(|f| f.name == "id") {
+            fields.insert(0, id_field());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for f in &fields {
+            if !seen.insert(f.name.to_ascii_lowercase()) {
+                return Err(bad(
+                    "fields",
+                    "validation_duplicated_field_name",
+                    &format!("Duplicated field name `{}`.", f.name),
+                ));
+            }
+        }
+        if let Some(e) = existing {
+            for old in e.fields.iter().filter(|f| f.system) {
+                if !fields.iter().any(|f| f.name == old.name) {
+                    return Err(bad(
+                        "fields",
+                        "validation_system_field_change",
+                        &format!("System field `{}` cannot be removed.", old.name),
+                    ));
+                }
+            }
+        }
+
+        let rule =
+            |key: &str, old: Option<&Option<String>>| -> Result<Option<String>, RecordError> {
+                match obj.get(key) {
+                    None => Ok(old.cloned().flatten()),
+                    Some(Value::Null) => Ok(None),
+                    Some(Value::String(s)) => Ok(Some(s.clone())),
+                    Some(_) => Err(bad(
+                        key,
+                        "validation_invalid_rule",
+                        "Must be a string or null.",
+                    )),
+                }
+            };
+        let indexes: Vec<String> = match obj.get("indexes") {
+            None => existing.map(|e| e.indexes.clone()).unwrap_or_default(),
+            Some(Value::Array(a)) => {
+                let mut out = Vec::new();
+                for v in a {
+                    let s = v.as_str().unwrap_or_default().trim().to_owned();
+                    let upper = s.to_ascii_uppercase();
+                    if !(upper.starts_with("CREATE INDEX")
+                        || upper.starts_with("CREATE UNIQUE INDEX"))
+                        || s.contains(';')
+                    {
+                        return Err(bad(
+                            "indexes",
+                            "validation_invalid_index",
+                            "Each index must be one CREATE [UNIQUE] INDEX statement.",
+                        ));
+                    }
+                    out.push(s);
+                }
+                out
+            }
+            Some(_) => {
+                return Err(bad(
+                    "indexes",
+                    "validation_invalid_indexes",
+                    "Must be a list.",
+                ));
+            }
+        };
+        let ts = now();
+        Ok(Collection {
+            id: existing.map_or_else(|| format!("pbc_{}", ids::random_id(10)), |e| e.id.clone()),
+            name,
+            kind,
+            system: existing.is_some_and(|e| e.system),
+            fields,
+            indexes,
+            list_rule: rule("listRule", existing.map(|e| &e.list_rule))?,
+            view_rule: rule("viewRule", existing.map(|e| &e.view_rule))?,
+            create_rule: rule("createRule", existing.map(|e| &e.create_rule))?,
+            update_rule: rule("updateRule", existing.map(|e| &e.update_rule))?,
+            delete_rule: rule("deleteRule", existing.map(|e| &e.delete_rule))?,
+            created: existing.map_or_else(|| ts.clone(), |e| e.created.clone()),
+            updated: ts,
+            options: existing.map(|e| e.options.clone()).unwrap_or_default(),
+        })
+    }
+
+    /// Creates a collection and its table in one transaction.
+    ///
+    /// # Errors
+    /// [`RecordError::Validation`] for bad input; storage errors.
+    pub async fn create_collection(&self, input: &Value) -> Result<Arc<Collection>, RecordError> {
+        let c = self.parse_collection(input, None)?;
+        let ddl = schema::create_table(&c, self.dialect());
+        let data = serde_json::to_string(&c).unwrap_or_default();
+        let params: Vec<Db> = vec![
+            c.id.clone().into(),
+            c.name.clone().into(),
+            data.into(),
+            c.created.clone().into(),
+        ];
+        self.store
+            .write(move |tx| {
+                Box::pin(async move {
+                    tx.execute(
+                        "INSERT INTO _collections (id, name, type, system, data, created, updated) VALUES ($1, $2, 'base', FALSE, $3, $4, $4)",
+                        &params,
+                    )
+                    .await?;
+                    tx.execute_script(&ddl).await
+                })
+            })
+            .await
+            .map_err(|e| match e.kind() {
+                pier_core::ErrorKind::Conflict => RecordError::field("Failed to create collection.", "name", "validation_collection_name_exists", "Collection name must be unique (case insensitive)."),
+                pier_core::ErrorKind::Internal => RecordError::field("Failed to create collection.", "indexes", "validation_invalid_index", "An index could not be created."),
+                _ => RecordError::from(e),
+            })?;
+        self.reload().await?;
+        self.collection(&c.id).await
+    }
+
+    /// Updates rules, name, fields (added and removed columns) and indexes.
+    ///
+    /// # Errors
+    /// As [`Engine::create_collection`]; [`RecordError::NotFound`].
+    pub async fn update_collection(
+        &self,
+        id_or_name: &str,
+        input: &Value,
+    ) -> Result<Arc<Collection>, RecordError> {
+        let old = self.collection(id_or_name).await?;
+        let new = self.parse_collection(input, Some(&old))?;
+        let dialect = self.dialect();
+        let mut ddl = String::new();
+        if new.name != old.name {
+            ddl.push_str(&format!(
+                "ALTER TABLE {} RENAME TO {};\n",
+                quote(&old.name),
+                quote(&new.name)
+            ));
+        }
+        for f in old.fields.iter().filter(|f| new.field(&f.name).is_none()) {
+            ddl.push_str(&format!(
+                "ALTER TABLE {} DROP COLUMN {};\n",
+                quote(&new.name),
+                quote(&f.name)
+            ));
+        }
+        for f in new.fields.iter().filter(|f| old.field(&f.name).is_none()) {
+            ddl.push_str(&format!(
+                "ALTER TABLE {} ADD COLUMN {};\n",
+                quote(&new.name),
+                schema::column_def(f, dialect)
+            ));
+            if f.kind == "autodate" {
+                ddl.push_str(&schema::autodate_index(&new, f));
+            }
+        }
+        for idx in new.indexes.iter().filter(|i| !old.indexes.contains(i)) {
+            ddl.push_str(idx);
+            ddl.push_str(";\n");
+        }
+        let data = serde_json::to_string(&new).unwrap_or_default();
+        let params: Vec<Db> = vec![
+            new.id.clone().into(),
+            new.name.clone().into(),
+            data.into(),
+            new.updated.clone().into(),
+        ];
+        self.store
+            .write(move |tx| {
+                Box::pin(async move {
+                    if !ddl.is_empty() {
+                        tx.execute_script(&ddl).await?;
+                    }
+                    tx.execute(
+                        "UPDATE _collections SET name = $2, data = $3, updated = $4 WHERE id = $1",
+                        &params,
+                    )
+                    .await
+                    .map(|_| ())
+                })
+            })
+            .await?;
+        self.reload().await?;
+        self.collection(&new.id).await
+    }
+
+    /// Drops a collection and its table. System collections and collections that others refer
+    /// to are refused.
+    ///
+    /// # Errors
+    /// [`RecordError::BadRequest`], [`RecordError::NotFound`], storage errors.
+    pub async fn delete_collection(&self, id_or_name: &str) -> Result<(), RecordError> {
+        let c = self.collection(id_or_name).await?;
+        if c.system {
+            return Err(RecordError::BadRequest(
+                "System collections cannot be deleted.".into(),
+            ));
+        }
+        if let Some(other) = self.collections().into_iter().find(|o| {
+            o.id != c.id
+                && o.fields
+                    .iter()
+                    .any(|f| f.kind == "relation" && f.opt_str("collectionId") == c.id)
+        }) {
+            return Err(RecordError::BadRequest(format!(
+                "The collection is referenced by `{}`; remove that relation first.",
+                other.name
+            )));
+        }
+        let drop = format!("DROP TABLE {}", quote(&c.name));
+        let id = c.id.clone();
+        self.store
+            .write(move |tx| {
+                Box::pin(async move {
+                    tx.execute_script(&drop).await?;
+                    tx.execute("DELETE FROM _collections WHERE id = $1", &[id.into()])
+                        .await
+                        .map(|_| ())
+                })
+            })
+            .await?;
+        self.reload().await
+    }
+
+    /// Deletes every record of a collection.
+    ///
+    /// # Errors
+    /// [`RecordError::NotFound`], storage errors.
+    pub async fn truncate_collection(&self, id_or_name: &str) -> Result<(), RecordError> {
+        let c = self.collection(id_or_name).await?;
+        self.store
+            .execute(format!("DELETE FROM {}", quote(&c.name)), vec![])
+            .await?;
+        Ok(())
+    }
+
+    /// Checks a rule for `auth`. Expression rules need the filter engine, which this build does
+    /// not have yet: they admit superusers only and say so.
+    fn check_rule(rule: &Option<String>, auth: &Auth) -> Result<(), RecordError> {
+        if auth.is_superuser() {
+            return Ok(());
+        }
+        match rule.as_deref() {
+            None => Err(RecordError::Forbidden(ONLY_SUPERUSERS.into())),
+            Some(r) if r.trim().is_empty() => Ok(()),
+            Some(_) => Err(RecordError::Forbidden(
+                "This collection's rule is an expression; expression rules are not evaluated by this version of pier, so only superusers may perform this action.".into(),
+            )),
+        }
+    }
+
+    fn columns(c: &Collection) -> String {
+        c.fields
+            .iter()
+            .map(|f| quote(&f.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn row_json(c: &Collection, rows: &Rows, row: &[Db], auth: &Auth) -> Map<String, Value> {
+        let pairs: Vec<(&Field, &Db)> = c
+            .fields
+            .iter()
+            .filter_map(|f| rows.column_index(&f.name).map(|i| (f, &row[i])))
+            .collect();
+        values::record_json(&c.id, &c.name, &pairs, auth.is_superuser())
+    }
+
+    fn order_by(&self, c: &Collection, sort: &str, auth: &Auth) -> Result<String, RecordError> {
+        let mut parts = Vec::new();
+        for item in sort.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (desc, name) = match item.as_bytes()[0] {
+                b'-' => (true, &item[1..]),
+                b'+' => (false, &item[1..]),
+                _ => (false, item),
+            };
+            let expr = match name {
+                "@random" => "RANDOM()".to_owned(),
+                "@rowid" if self.dialect() == Dialect::Sqlite => "rowid".to_owned(),
+                _ => match c.field(name) {
+                    Some(f) if !f.hidden || auth.is_superuser() => quote(&f.name),
+                    _ => {
+                        return Err(RecordError::BadRequest(format!(
+                            "Invalid sort field `{name}`."
+                        )));
+                    }
+                },
+            };
+            parts.push(if desc { format!("{expr} DESC") } else { expr });
+        }
+        Ok(if parts.is_empty() {
+            String::new()
+        } else {
+            format!(" ORDER BY {}", parts.join(", "))
+        })
+    }
+
+    /// One page of records.
+    ///
+    /// # Errors
+    /// [`RecordError::Forbidden`] by the list rule, [`RecordError::BadRequest`] for a bad sort
+    /// or a filter (not supported yet), storage errors.
+    pub async fn list(
+        &self,
+        c: &Collection,
+        q: &ListQuery,
+        auth: &Auth,
+    ) -> Result<ListResult, RecordError> {
+        Self::check_rule(&c.list_rule, auth)?;
+        if !q.filter.trim().is_empty() {
+            return Err(RecordError::BadRequest(
+                "Filters are not supported by this version of pier yet.".into(),
+            ));
+        }
+        let page = q.page.unwrap_or(1).max(1);
+        let per_page = match q.per_page.unwrap_or(30) {
+            n if n <= 0 => 30,
+            n => n.min(1000),
+        };
+        let order = self.order_by(c, &q.sort, auth)?;
+        let sql = format!(
+            "SELECT {} FROM {}{order} LIMIT $1 OFFSET $2",
+            Self::columns(c),
+            quote(&c.name)
+        );
+        let count_sql = (!q.skip_total).then(|| format!("SELECT COUNT(*) FROM {}", quote(&c.name)));
+        let offset = (page - 1).saturating_mul(per_page);
+        let (rows, total) = self
+            .store
+            .read(move |tx| {
+                Box::pin(async move {
+                    let rows = tx
+                        .query(&sql, &[Db::Integer(per_page), Db::Integer(offset)])
+                        .await?;
+                    let total = match count_sql {
+                        Some(s) => tx.query(&s, &[]).await?.scalar().and_then(Db::as_i64),
+                        None => None,
+                    };
+                    Ok((rows, total))
+                })
+            })
+            .await?;
+        let items = rows
+            .iter()
+            .map(|r| Self::row_json(c, &rows, r, auth))
+            .collect();
+        let (total_items, total_pages) = match total {
+            Some(t) => (t, (t + per_page - 1) / per_page),
+            None => (-1, -1),
+        };
+        Ok(ListResult {
+            page,
+            per_page,
+            total_items,
+            total_pages,
+            items,
+        })
+    }
+
+    async fn fetch(&self, c: &Collection, id: &str) -> Result<Option<(Rows, usize)>, RecordError> {
+        if !ids::is_valid_record_id(id) {
+            return Ok(None);
+        }
+        let rows = self
+            .store
+            .query(
+                format!(
+                    "SELECT {} FROM {} WHERE {} = $1",
+                    Self::columns(c),
+                    quote(&c.name),
+                    quote("id")
+                ),
+                vec![id.into()],
+            )
+            .await?;
+        Ok((!rows.is_empty()).then_some((rows, 0)))
+    }
+
+    /// One record.
+    ///
+    /// # Errors
+    /// [`RecordError::Forbidden`] by the view rule, [`RecordError::NotFound`].
+    pub async fn view(
+        &self,
+        c: &Collection,
+        id: &str,
+        auth: &Auth,
+    ) -> Result<Map<String, Value>, RecordError> {
+        Self::check_rule(&c.view_rule, auth)?;
+        let (rows, i) = self.fetch(c, id).await?.ok_or(RecordError::NotFound)?;
+        let row: Vec<Db> = rows.iter().nth(i).map(<[Db]>::to_vec).unwrap_or_default();
+        Ok(Self::row_json(c, &rows, &row, auth))
+    }
+
+    async fn check_relations(
+        &self,
+        c: &Collection,
+        values: &[(&Field, Db)],
+    ) -> Result<(), RecordError> {
+        for (f, v) in values.iter().filter(|(f, _)| f.kind == "relation") {
+            let ids: Vec<String> = match v {
+                Db::Text(s) if f.is_multi() => serde_json::from_str(s).unwrap_or_default(),
+                Db::Text(s) if !s.is_empty() => vec![s.clone()],
+                _ => Vec::new(),
+            };
+            if ids.is_empty() {
+                continue;
+            }
+            let target = self.collection(f.opt_str("collectionId")).await?;
+            for id in &ids {
+                if self.fetch(&target, id).await?.is_none() {
+                    let _ = c;
+                    return Err(validation(
+                        "Failed to save record.",
+                        vec![(
+                            f.name.clone(),
+                            Invalid {
+                                code: "validation_missing_rel_records",
+                                message:
+                                    "Failed to find all relation records with the provided ids."
+                                        .into(),
+                            },
+                        )],
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates a record.
+    ///
+    /// # Errors
+    /// [`RecordError::Forbidden`] by the create rule, [`RecordError::Validation`], storage errors.
+    pub async fn create(
+        &self,
+        c: &Collection,
+        body: &Map<String, Value>,
+        auth: &Auth,
+    ) -> Result<Map<String, Value>, RecordError> {
+        Self::check_rule(&c.create_rule, auth)?;
+        if c.kind == CollectionType::View {
+            return Err(RecordError::BadRequest(
+                "View collections are read-only.".into(),
+            ));
+        }
+        let id = match body.get("id") {
+            Some(Value::String(s)) if !s.is_empty() => {
+                if !ids::is_valid_record_id(s) {
+                    return Err(validation(
+                        "Failed to create record.",
+                        vec![(
+                            "id".into(),
+                            Invalid {
+                                code: "validation_invalid_id",
+                                message: "Must be 15 characters of a-z and 0-9.".into(),
+                            },
+                        )],
+                    ));
+                }
+                s.clone()
+            }
+            _ => ids::record_id(),
+        };
+        let ts = now();
+        let mut values: Vec<(&Field, Db)> = Vec::new();
+        let mut errors = Vec::new();
+        for f in c.fields.iter().filter(|f| f.name != "id") {
+            if f.kind == "autodate" {
+                values.push((
+                    f,
+                    Db::Text(if f.opt_bool("onCreate") {
+                        ts.clone()
+                    } else {
+                        String::new()
+                    }),
+                ));
+                continue;
+            }
+            // Hidden fields are writable by superusers only; others' values are dropped.
+            let input = if f.hidden && !auth.is_superuser() {
+                None
+            } else {
+                body.get(&f.name)
+            };
+            match values::coerce(f, input) {
+                Ok(v) => values.push((f, v)),
+                Err(e) => errors.push((f.name.clone(), e)),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(validation("Failed to create record.", errors));
+        }
+        self.check_relations(c, &values).await?;
+        let mut cols = vec![quote("id")];
+        let mut params = vec![Db::Text(id.clone())];
+        for (f, v) in values {
+            cols.push(quote(&f.name));
+            params.push(v);
+        }
+        let placeholders: Vec<String> = (1..=params.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "INSERT INTO {} ({}) VALUES ({}) RETURNING {}",
+            quote(&c.name),
+            cols.join(", "),
+            placeholders.join(", "),
+            Self::columns(c)
+        );
+        let rows = self
+            .store
+            .write(move |tx| Box::pin(async move { tx.query(&sql, &params).await }))
+            .await
+            .map_err(|e| match e.kind() {
+                pier_core::ErrorKind::Conflict | pier_core::ErrorKind::Constraint => validation(
+                    "Failed to create record.",
+                    vec![(
+                        "id".into(),
+                        Invalid {
+                            code: "validation_not_unique",
+                            message: "Value must be unique.".into(),
+                        },
+                    )],
+                ),
+                _ => RecordError::from(e),
+            })?;
+        let row: Vec<Db> = rows.iter().next().map(<[Db]>::to_vec).unwrap_or_default();
+        Ok(Self::row_json(c, &rows, &row, auth))
+    }
+
+    /// Updates a record, applying `field+`, `+field` and `field-` modifiers.
+    ///
+    /// # Errors
+    /// As [`Engine::create`]; [`RecordError::NotFound`].
+    pub async fn update(
+        &self,
+        c: &Collection,
+        id: &str,
+        body: &Map<String, Value>,
+        auth: &Auth,
+    ) -> Result<Map<String, Value>, RecordError> {
+        Self::check_rule(&c.update_rule, auth)?;
+        let (rows, i) = self.fetch(c, id).await?.ok_or(RecordError::NotFound)?;
+        let row: Vec<Db> = rows.iter().nth(i).map(<[Db]>::to_vec).unwrap_or_default();
+        let current = Self::row_json(c, &rows, &row, &Auth::Superuser { id: String::new() });
+        let ts = now();
+        let mut sets: Vec<(&Field, Db)> = Vec::new();
+        let mut errors = Vec::new();
+        for f in c.fields.iter().filter(|f| f.name != "id") {
+            if f.kind == "autodate" {
+                if f.opt_bool("onUpdate") {
+                    sets.push((f, Db::Text(ts.clone())));
+                }
+                continue;
+            }
+            if f.hidden && !auth.is_superuser() {
+                continue;
+            }
+            let mut value = body.get(&f.name).cloned();
+            for (key, op, prepend) in [
+                (format!("{}+", f.name), '+', false),
+                (format!("+{}", f.name), '+', true),
+                (format!("{}-", f.name), '-', false),
+            ] {
+                if let Some(arg) = body.get(&key) {
+                    let base = value
+                        .clone()
+                        .or_else(|| current.get(&f.name).cloned())
+                        .unwrap_or(Value::Null);
+                    value = Some(values::apply_modifier(f, &base, op, prepend, arg));
+                }
+            }
+            let Some(value) = value else { continue };
+            match values::coerce(f, Some(&value)) {
+                Ok(v) => sets.push((f, v)),
+                Err(e) => errors.push((f.name.clone(), e)),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(validation("Failed to update record.", errors));
+        }
+        self.check_relations(c, &sets).await?;
+        let mut params = vec![Db::Text(id.to_owned())];
+        let mut assigns = Vec::new();
+        for (f, v) in sets {
+            params.push(v);
+            assigns.push(format!("{} = ${}", quote(&f.name), params.len()));
+        }
+        if assigns.is_empty() {
+            return Ok(Self::row_json(c, &rows, &row, auth));
+        }
+        let sql = format!(
+            "UPDATE {} SET {} WHERE {} = $1 RETURNING {}",
+            quote(&c.name),
+            assigns.join(", "),
+            quote("id"),
+            Self::columns(c)
+        );
+        let rows = self
+            .store
+            .write(move |tx| Box::pin(async move { tx.query(&sql, &params).await }))
+            .await?;
+        let row: Vec<Db> = rows
+            .iter()
+            .next()
+            .map(<[Db]>::to_vec)
+            .ok_or(RecordError::NotFound)?;
+        Ok(Self::row_json(c, &rows, &row, auth))
+    }
+
+    /// Deletes a record; relation fields with `cascadeDelete` in other collections take their
+    /// records along, others are cleared.
+    ///
+    /// # Errors
+    /// [`RecordError::Forbidden`], [`RecordError::NotFound`], storage errors.
+    pub async fn delete(&self, c: &Collection, id: &str, auth: &Auth) -> Result<(), RecordError> {
+        Self::check_rule(&c.delete_rule, auth)?;
+        if self.fetch(c, id).await?.is_none() {
+            return Err(RecordError::NotFound);
+        }
+        let mut statements: Vec<(String, Vec<Db>)> = Vec::new();
+        for other in self.collections() {
+            for f in other
+                .fields
+                .iter()
+                .filter(|f| f.kind == "relation" && f.opt_str("collectionId") == c.id)
+            {
+                let (t, col) = (quote(&other.name), quote(&f.name));
+                if f.is_multi() {
+                    // Remove the id from JSON arrays: rewrite in SQL per dialect.
+                    let sql = match self.dialect() {
+                        Dialect::Sqlite => format!(
+                            "UPDATE {t} SET {col} = COALESCE((SELECT json_group_array(value) FROM json_each({t}.{col}) WHERE value != $1), '[]') WHERE EXISTS (SELECT 1 FROM json_each({t}.{col}) WHERE value = $1)"
+                        ),
+                        Dialect::Postgres => format!(
+                            "UPDATE {t} SET {col} = COALESCE((SELECT json_agg(value)::text FROM jsonb_array_elements_text({col}::jsonb) AS e(value) WHERE value != $1), '[]') WHERE {col}::jsonb ? $1"
+                        ),
+                    };
+                    statements.push((sql, vec![id.into()]));
+                } else if f.opt_bool("cascadeDelete") {
+                    statements.push((format!("DELETE FROM {t} WHERE {col} = $1"), vec![id.into()]));
+                } else {
+                    statements.push((
+                        format!("UPDATE {t} SET {col} = '' WHERE {col} = $1"),
+                        vec![id.into()],
+                    ));
+                }
+            }
+        }
+        statements.push((
+            format!("DELETE FROM {} WHERE {} = $1", quote(&c.name), quote("id")),
+            vec![id.into()],
+        ));
+        self.store
+            .write(move |tx| {
+                Box::pin(async move {
+                    for (sql, params) in &statements {
+                        tx.execute(sql, params).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Creates or updates a superuser (`pier superuser upsert`).
+    ///
+    /// # Errors
+    /// [`RecordError::Validation`] for a bad email or a password under 8 characters.
+    pub async fn upsert_superuser(
+        &self,
+        email: &str,
+        password: &str,
+    ) -> Result<String, RecordError> {
+        if !email.contains('@') || email.len() > 255 {
+            return Err(RecordError::field(
+                "Invalid superuser.",
+                "email",
+                "validation_is_email",
+                "Must be a valid email address.",
+            ));
+        }
+        if password.chars().count() < 8 {
+            return Err(RecordError::field(
+                "Invalid superuser.",
+                "password",
+                "validation_min_text_constraint",
+                "Must be at least 8 character(s).",
+            ));
+        }
+        let pw = password.to_owned();
+        let hash = tokio::task::spawn_blocking(move || auth::hash_password(&pw))
+            .await
+            .map_err(|e| RecordError::BadRequest(e.to_string()))?
+            .map_err(RecordError::BadRequest)?;
+        let existing = self.find_superuser(email).await?;
+        let ts = now();
+        let key = ids::secret(50);
+        let id = match existing {
+            Some((id, _, _)) => {
+                self.store
+                    .execute(
+                        "UPDATE _superusers SET password = $2, \"tokenKey\" = $3, updated = $4 WHERE id = $1",
+                        vec![id.clone().into(), hash.into(), key.into(), ts.into()],
+                    )
+                    .await?;
+                id
+            }
+            None => {
+                let id = ids::record_id();
+                self.store
+                    .execute(
+                        "INSERT INTO _superusers (id, email, \"emailVisibility\", verified, password, \"tokenKey\", created, updated) VALUES ($1, $2, FALSE, TRUE, $3, $4, $5, $5)",
+                        vec![id.clone().into(), email.into(), hash.into(), key.into(), ts.into()],
+                    )
+                    .await?;
+                id
+            }
+        };
+        Ok(id)
+    }
+
+    /// (id, password hash, tokenKey) of a superuser by email, case-insensitively.
+    async fn find_superuser(
+        &self,
+        email: &str,
+    ) -> Result<Option<(String, String, String)>, RecordError> {
+        let rows = self
+            .store
+            .query(
+                "SELECT id, password, \"tokenKey\" FROM _superusers WHERE LOWER(email) = LOWER($1)",
+                vec![email.into()],
+            )
+            .await?;
+        Ok(rows.iter().next().map(|r| {
+            (
+                r[0].as_str().unwrap_or_default().to_owned(),
+                r[1].as_str().unwrap_or_default().to_owned(),
+                r[2].as_str().unwrap_or_default().to_owned(),
+            )
+        }))
+    }
+
+    /// Password login. An unknown identity costs the same as a wrong password.
+    ///
+    /// # Errors
+    /// [`RecordError::BadRequest`] "Failed to authenticate." for any failure.
+    pub async fn auth_with_password(
+        &self,
+        c: &Collection,
+        identity: &str,
+        password: &str,
+    ) -> Result<(String, Map<String, Value>), RecordError> {
+        let fail = || RecordError::BadRequest("Failed to authenticate.".into());
+        if c.kind != CollectionType::Auth || c.id != SUPERUSERS_ID {
+            return Err(fail());
+        }
+        let found = self.find_superuser(identity).await?;
+        let hash = found
+            .as_ref()
+            .map_or_else(|| self.dummy_hash.clone(), |f| f.1.clone());
+        let pw = password.to_owned();
+        let ok = tokio::task::spawn_blocking(move || auth::verify_password(&pw, &hash))
+            .await
+            .unwrap_or(false);
+        let Some((id, _, token_key)) = found.filter(|_| ok) else {
+            return Err(fail());
+        };
+        let secret = c.token_secret().ok_or_else(fail)?;
+        let claims = TokenClaims {
+            collection_id: c.id.clone(),
+            exp: unix_now() + c.token_duration(),
+            id: id.clone(),
+            refreshable: true,
+            kind: "auth".into(),
+        };
+        let token = auth::sign(&claims, &format!("{token_key}{secret}"));
+        let su = Auth::Superuser { id: id.clone() };
+        let record = self.view(c, &id, &su).await.map(|mut r| {
+            r.remove("tokenKey");
+            r.remove("password");
+            r
+        })?;
+        Ok((token, record))
+    }
+
+    /// Who a token belongs to; anything invalid (bad signature, expired, unknown record, rotated
+    /// key) is a guest.
+    pub async fn authenticate(&self, token: &str) -> Auth {
+        let token = token.strip_prefix("Bearer ").unwrap_or(token).trim();
+        let Some(claims) = auth::peek(token) else {
+            return Auth::Guest;
+        };
+        if claims.kind != "auth"
+            || claims.exp <= unix_now()
+            || claims.collection_id != SUPERUSERS_ID
+        {
+            return Auth::Guest;
+        }
+        let Ok(c) = self.collection(&claims.collection_id).await else {
+            return Auth::Guest;
+        };
+        let Some(secret) = c.token_secret() else {
+            return Auth::Guest;
+        };
+        let rows = match self
+            .store
+            .query(
+                "SELECT \"tokenKey\" FROM _superusers WHERE id = $1",
+                vec![claims.id.clone().into()],
+            )
+            .await
+        {
+            Ok(r) => r,
+            Err(_) => return Auth::Guest,
+        };
+        let Some(key) = rows.scalar().and_then(Db::as_str) else {
+            return Auth::Guest;
+        };
+        if auth::verify_signature(token, &format!("{key}{secret}")) {
+            Auth::Superuser { id: claims.id }
+        } else {
+            Auth::Guest
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! The system tables of the records engine.
+
+use pier_storage::Migration;
+
+/// Storage-core migrations followed by the records engine's own.
+pub const MIGRATIONS: &[Migration] = &[
+    pier_storage::CORE_MIGRATIONS[0],
+    Migration {
+        version: 2,
+        name: "collections",
+        sqlite: "CREATE TABLE _collections (
+                     id TEXT PRIMARY KEY NOT NULL,
+                     name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+                     type TEXT NOT NULL,
+                     system BOOLEAN NOT NULL DEFAULT FALSE,
+                     data TEXT NOT NULL,
+                     created TEXT NOT NULL,
+                     updated TEXT NOT NULL
+                 );",
+        postgres: "CREATE TABLE _collections (
+                     id TEXT PRIMARY KEY NOT NULL,
+                     name TEXT NOT NULL,
+                     type TEXT NOT NULL,
+                     system BOOLEAN NOT NULL DEFAULT FALSE,
+                     data TEXT NOT NULL,
+                     created TEXT NOT NULL,
+                     updated TEXT NOT NULL
+                 );
+                 CREATE UNIQUE INDEX _collections_name ON _collections (LOWER(name));",
+    },
+    Migration {
+        version: 3,
+        name: "superusers",
+        sqlite: "CREATE TABLE _superusers (
+                     id TEXT PRIMARY KEY NOT NULL,
+                     email TEXT NOT NULL DEFAULT '',
+                     emailVisibility BOOLEAN NOT NULL DEFAULT FALSE,
+                     verified BOOLEAN NOT NULL DEFAULT FALSE,
+                     password TEXT NOT NULL DEFAULT '',
+                     tokenKey TEXT NOT NULL DEFAULT '',
+                     created TEXT NOT NULL DEFAULT '',
+                     updated TEXT NOT NULL DEFAULT ''
+                 );
+                 CREATE UNIQUE INDEX _superusers_email ON _superusers (email COLLATE NOCASE);
+                 CREATE UNIQUE INDEX _superusers_tokenKey ON _superusers (tokenKey);",
+        postgres: "CREATE TABLE _superusers (
+                     id TEXT PRIMARY KEY NOT NULL,
+                     email TEXT COLLATE \"C\" NOT NULL DEFAULT '',
+                     \"emailVisibility\" BOOLEAN NOT NULL DEFAULT FALSE,
+                     verified BOOLEAN NOT NULL DEFAULT FALSE,
+                     password TEXT NOT NULL DEFAULT '',
+                     \"tokenKey\" TEXT NOT NULL DEFAULT '',
+                     created TEXT COLLATE \"C\" NOT NULL DEFAULT '',
+                     updated TEXT COLLATE \"C\" NOT NULL DEFAULT ''
+                 );
+                 CREATE UNIQUE INDEX _superusers_email ON _superusers (LOWER(email));
+                 CREATE UNIQUE INDEX \"_superusers_tokenKey\" ON _superusers (\"tokenKey\");",
+    },
+];
