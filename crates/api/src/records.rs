@@ -34,6 +34,14 @@ pub(crate) fn router() -> Router<AppState> {
             post(auth_with_password),
         )
         .route(
+            "/api/collections/{collection}/auth-refresh",
+            post(auth_refresh),
+        )
+        .route(
+            "/api/collections/{collection}/auth-methods",
+            get(auth_methods),
+        )
+        .route(
             "/api/collections/{collection}/records",
             get(list_records).post(create_record),
         )
@@ -323,4 +331,24 @@ async fn delete_record(
     let c = engine.collection(&name).await?;
     engine.delete(&c, &id, &auth).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn auth_refresh(
+    State(state): State<AppState>,
+    Caller(auth): Caller,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let engine = state.engine().await?;
+    let c = engine.collection(&name).await?;
+    let (token, record) = engine.auth_refresh(&c, &auth).await?;
+    Ok(ok_json(json!({"token": token, "record": record})))
+}
+
+async fn auth_methods(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let engine = state.engine().await?;
+    let c = engine.collection(&name).await?;
+    Ok(ok_json(engine.auth_methods(&c)?))
 }

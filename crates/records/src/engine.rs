@@ -117,35 +117,53 @@ fn id_field() -> Field {
     f
 }
 
-fn superusers_collection() -> Collection {
+/// The fields every auth collection has, after `id`.
+fn auth_fields() -> Vec<Field> {
     let mut password = system_field("password", "password", json!({"required": true, "min": 8}));
     password.hidden = true;
     let mut token_key = system_field("tokenKey", "text", json!({"required": true}));
     token_key.hidden = true;
+    vec![
+        password,
+        token_key,
+        system_field("email", "email", json!({"required": true})),
+        system_field("emailVisibility", "bool", json!({})),
+        system_field("verified", "bool", json!({})),
+    ]
+}
+
+fn auth_options(duration: i64) -> Map<String, Value> {
+    match json!({
+        "authRule": "",
+        "manageRule": null,
+        "authToken": {"secret": ids::secret(50), "duration": duration},
+        "passwordAuth": {"enabled": true, "identityFields": ["email"]},
+    }) {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+fn superusers_collection() -> Collection {
     let ts = now();
+    let mut fields = vec![id_field()];
+    fields.extend(auth_fields());
+    fields.push(system_field(
+        "created",
+        "autodate",
+        json!({"onCreate": true, "onUpdate": false}),
+    ));
+    fields.push(system_field(
+        "updated",
+        "autodate",
+        json!({"onCreate": true, "onUpdate": true}),
+    ));
     Collection {
         id: SUPERUSERS_ID.into(),
         name: SUPERUSERS.into(),
         kind: CollectionType::Auth,
         system: true,
-        fields: vec![
-            id_field(),
-            password,
-            token_key,
-            system_field("email", "email", json!({"required": true})),
-            system_field("emailVisibility", "bool", json!({})),
-            system_field("verified", "bool", json!({})),
-            system_field(
-                "created",
-                "autodate",
-                json!({"onCreate": true, "onUpdate": false}),
-            ),
-            system_field(
-                "updated",
-                "autodate",
-                json!({"onCreate": true, "onUpdate": true}),
-            ),
-        ],
+        fields,
         indexes: Vec::new(),
         list_rule: None,
         view_rule: None,
@@ -154,11 +172,7 @@ fn superusers_collection() -> Collection {
         delete_rule: None,
         created: ts.clone(),
         updated: ts,
-        options: match json!({"authRule": "", "manageRule": null, "authToken": {"secret": ids::secret(50), "duration": 86400}, "passwordAuth": {"enabled": true, "identityFields": ["email"]}})
-        {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        },
+        options: auth_options(86_400),
     }
 }
 
@@ -310,11 +324,12 @@ impl Engine {
         let kind = match obj.get("type").and_then(Value::as_str) {
             None => existing.map_or(CollectionType::Base, |e| e.kind),
             Some("base") => CollectionType::Base,
-            Some("auth" | "view") => {
+            Some("auth") => CollectionType::Auth,
+            Some("view") => {
                 return Err(bad(
                     "type",
                     "validation_unsupported_type",
-                    "Only base collections can be created in this version of pier.",
+                    "View collections are not supported by this version of pier yet.",
                 ));
             }
             Some(_) => {
@@ -400,6 +415,14 @@ impl Engine {
         if !fields.iter().any(|f| f.name == "id") {
             fields.insert(0, id_field());
         }
+        if kind == CollectionType::Auth && existing.is_none() {
+            for (i, f) in auth_fields().into_iter().enumerate() {
+                if let Some(pos) = fields.iter().position(|x| x.name == f.name) {
+                    fields.remove(pos);
+                }
+                fields.insert(1 + i, f);
+            }
+        }
         let mut seen = std::collections::HashSet::new();
         for f in &fields {
             if !seen.insert(f.name.to_ascii_lowercase()) {
@@ -479,7 +502,11 @@ impl Engine {
             delete_rule: rule("deleteRule", existing.map(|e| &e.delete_rule))?,
             created: existing.map_or_else(|| ts.clone(), |e| e.created.clone()),
             updated: ts,
-            options: existing.map(|e| e.options.clone()).unwrap_or_default(),
+            options: match existing {
+                Some(e) => e.options.clone(),
+                None if kind == CollectionType::Auth => auth_options(604_800),
+                None => Map::new(),
+            },
         })
     }
 
@@ -489,19 +516,33 @@ impl Engine {
     /// [`RecordError::Validation`] for bad input; storage errors.
     pub async fn create_collection(&self, input: &Value) -> Result<Arc<Collection>, RecordError> {
         let c = self.parse_collection(input, None)?;
-        let ddl = schema::create_table(&c, self.dialect());
+        let mut ddl = schema::create_table(&c, self.dialect());
+        if c.kind == CollectionType::Auth {
+            let t = quote(&c.name);
+            ddl.push_str(&format!(
+                "CREATE UNIQUE INDEX {} ON {t} (\"tokenKey\");\nCREATE UNIQUE INDEX {} ON {t} (LOWER(\"email\")) WHERE \"email\" != '';\n",
+                quote(&format!("idx_tokenKey_{}", c.id)),
+                quote(&format!("idx_email_{}", c.id)),
+            ));
+        }
+        let kind = if c.kind == CollectionType::Auth {
+            "auth"
+        } else {
+            "base"
+        };
         let data = serde_json::to_string(&c).unwrap_or_default();
         let params: Vec<Db> = vec![
             c.id.clone().into(),
             c.name.clone().into(),
             data.into(),
             c.created.clone().into(),
+            kind.into(),
         ];
         self.store
             .write(move |tx| {
                 Box::pin(async move {
                     tx.execute(
-                        "INSERT INTO _collections (id, name, type, system, data, created, updated) VALUES ($1, $2, 'base', FALSE, $3, $4, $4)",
+                        "INSERT INTO _collections (id, name, type, system, data, created, updated) VALUES ($1, $2, $5, FALSE, $3, $4, $4)",
                         &params,
                     )
                     .await?;
@@ -664,7 +705,135 @@ impl Engine {
             .iter()
             .filter_map(|f| rows.column_index(&f.name).map(|i| (f, &row[i])))
             .collect();
-        values::record_json(&c.id, &c.name, &pairs, auth.is_superuser())
+        let mut m = values::record_json(&c.id, &c.name, &pairs, auth.is_superuser());
+        if c.kind == CollectionType::Auth {
+            m.remove("tokenKey");
+            let own = matches!(auth, Auth::Record { collection_id, id } if *collection_id == c.id && m.get("id").and_then(Value::as_str) == Some(id.as_str()));
+            let visible = m
+                .get("emailVisibility")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            if !(auth.is_superuser() || own || visible) {
+                m.remove("email");
+            }
+        }
+        m
+    }
+
+    /// Password, token key and `verified` of an auth record, which the generic field loop skips.
+    async fn auth_values(
+        &self,
+        c: &Collection,
+        body: &Map<String, Value>,
+        auth: &Auth,
+        current: Option<&str>,
+    ) -> Result<Vec<(String, Db)>, RecordError> {
+        let action = if current.is_some() {
+            "Failed to update record."
+        } else {
+            "Failed to create record."
+        };
+        let mismatch = |field: &str| {
+            validation(
+                action,
+                vec![(
+                    field.to_owned(),
+                    Invalid {
+                        code: "validation_values_mismatch",
+                        message: "Values don't match.".into(),
+                    },
+                )],
+            )
+        };
+        let mut out = Vec::new();
+        let password = body
+            .get("password")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let confirm = body
+            .get("passwordConfirm")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if current.is_none() || body.contains_key("password") {
+            if password != confirm {
+                return Err(mismatch("passwordConfirm"));
+            }
+            let min = c
+                .field("password")
+                .and_then(|f| f.opt_f64("min"))
+                .unwrap_or(8.0);
+            #[allow(clippy::cast_precision_loss)]
+            let len = password.chars().count() as f64;
+            if password.is_empty() {
+                return Err(validation(
+                    action,
+                    vec![(
+                        "password".into(),
+                        Invalid {
+                            code: "validation_required",
+                            message: "Missing required value.".into(),
+                        },
+                    )],
+                ));
+            }
+            if len < min {
+                return Err(validation(
+                    action,
+                    vec![(
+                        "password".into(),
+                        Invalid {
+                            code: "validation_min_text_constraint",
+                            message: format!("Must be at least {min} character(s)."),
+                        },
+                    )],
+                ));
+            }
+            if let Some(hash) = current.filter(|_| !auth.is_superuser()) {
+                let old = body
+                    .get("oldPassword")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                let hash = hash.to_owned();
+                let ok = tokio::task::spawn_blocking(move || auth::verify_password(&old, &hash))
+                    .await
+                    .unwrap_or(false);
+                if !ok {
+                    return Err(validation(
+                        action,
+                        vec![(
+                            "oldPassword".into(),
+                            Invalid {
+                                code: "validation_invalid_old_password",
+                                message: "Missing or invalid old password.".into(),
+                            },
+                        )],
+                    ));
+                }
+            }
+            let pw = password.to_owned();
+            let hash = tokio::task::spawn_blocking(move || auth::hash_password(&pw))
+                .await
+                .map_err(|e| RecordError::BadRequest(e.to_string()))?
+                .map_err(RecordError::BadRequest)?;
+            out.push(("password".to_owned(), Db::Text(hash)));
+            out.push(("tokenKey".to_owned(), Db::Text(ids::secret(50))));
+        }
+        match body.get("verified") {
+            Some(v) if auth.is_superuser() => out.push((
+                "verified".to_owned(),
+                Db::Integer(i64::from(v.as_bool().unwrap_or(false))),
+            )),
+            Some(v) if v.as_bool().unwrap_or(false) => return Err(mismatch("verified")),
+            _ if current.is_none() => out.push(("verified".to_owned(), Db::Integer(0))),
+            _ => {}
+        }
+        Ok(out)
+    }
+
+    fn is_auth_managed(c: &Collection, f: &Field) -> bool {
+        c.kind == CollectionType::Auth
+            && matches!(f.name.as_str(), "password" | "tokenKey" | "verified")
     }
 
     fn order_by(&self, c: &Collection, sort: &str, auth: &Auth) -> Result<String, RecordError> {
@@ -866,7 +1035,16 @@ impl Engine {
         let ts = now();
         let mut values: Vec<(&Field, Db)> = Vec::new();
         let mut errors = Vec::new();
-        for f in c.fields.iter().filter(|f| f.name != "id") {
+        let extra = if c.kind == CollectionType::Auth {
+            self.auth_values(c, body, auth, None).await?
+        } else {
+            Vec::new()
+        };
+        for f in c
+            .fields
+            .iter()
+            .filter(|f| f.name != "id" && !Self::is_auth_managed(c, f))
+        {
             if f.kind == "autodate" {
                 values.push((
                     f,
@@ -899,6 +1077,10 @@ impl Engine {
             cols.push(quote(&f.name));
             params.push(v);
         }
+        for (name, v) in extra {
+            cols.push(quote(&name));
+            params.push(v);
+        }
         let placeholders: Vec<String> = (1..=params.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
             "INSERT INTO {} ({}) VALUES ({}) RETURNING {}",
@@ -907,6 +1089,7 @@ impl Engine {
             placeholders.join(", "),
             Self::columns(c)
         );
+        let c_is_auth = c.kind == CollectionType::Auth;
         let rows = self
             .store
             .write(move |tx| Box::pin(async move { tx.query(&sql, &params).await }))
@@ -915,7 +1098,11 @@ impl Engine {
                 pier_core::ErrorKind::Conflict | pier_core::ErrorKind::Constraint => validation(
                     "Failed to create record.",
                     vec![(
-                        "id".into(),
+                        if c_is_auth {
+                            "email".into()
+                        } else {
+                            "id".into()
+                        },
                         Invalid {
                             code: "validation_not_unique",
                             message: "Value must be unique.".into(),
@@ -943,10 +1130,25 @@ impl Engine {
         let (rows, i) = self.fetch(c, id).await?.ok_or(RecordError::NotFound)?;
         let row: Vec<Db> = rows.iter().nth(i).map(<[Db]>::to_vec).unwrap_or_default();
         let current = Self::row_json(c, &rows, &row, &Auth::Superuser { id: String::new() });
+        let extra = if c.kind == CollectionType::Auth {
+            let hash = rows
+                .column_index("password")
+                .and_then(|i| row.get(i))
+                .and_then(Db::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            self.auth_values(c, body, auth, Some(&hash)).await?
+        } else {
+            Vec::new()
+        };
         let ts = now();
         let mut sets: Vec<(&Field, Db)> = Vec::new();
         let mut errors = Vec::new();
-        for f in c.fields.iter().filter(|f| f.name != "id") {
+        for f in c
+            .fields
+            .iter()
+            .filter(|f| f.name != "id" && !Self::is_auth_managed(c, f))
+        {
             if f.kind == "autodate" {
                 if f.opt_bool("onUpdate") {
                     sets.push((f, Db::Text(ts.clone())));
@@ -985,6 +1187,10 @@ impl Engine {
         for (f, v) in sets {
             params.push(v);
             assigns.push(format!("{} = ${}", quote(&f.name), params.len()));
+        }
+        for (name, v) in extra {
+            params.push(v);
+            assigns.push(format!("{} = ${}", quote(&name), params.len()));
         }
         if assigns.is_empty() {
             return Ok(Self::row_json(c, &rows, &row, auth));
@@ -1121,15 +1327,19 @@ impl Engine {
         Ok(id)
     }
 
-    /// (id, password hash, tokenKey) of a superuser by email, case-insensitively.
-    async fn find_superuser(
+    /// (id, password hash, tokenKey) of an auth record by email, case-insensitively.
+    async fn find_identity(
         &self,
+        c: &Collection,
         email: &str,
     ) -> Result<Option<(String, String, String)>, RecordError> {
         let rows = self
             .store
             .query(
-                "SELECT id, password, \"tokenKey\" FROM _superusers WHERE LOWER(email) = LOWER($1)",
+                format!(
+                    "SELECT id, password, \"tokenKey\" FROM {} WHERE LOWER(email) = LOWER($1)",
+                    quote(&c.name)
+                ),
                 vec![email.into()],
             )
             .await?;
@@ -1140,6 +1350,39 @@ impl Engine {
                 r[2].as_str().unwrap_or_default().to_owned(),
             )
         }))
+    }
+
+    async fn find_superuser(
+        &self,
+        email: &str,
+    ) -> Result<Option<(String, String, String)>, RecordError> {
+        let c = self.collection(SUPERUSERS_ID).await?;
+        self.find_identity(&c, email).await
+    }
+
+    fn issue_token(c: &Collection, id: &str, token_key: &str) -> Result<String, RecordError> {
+        let secret = c
+            .token_secret()
+            .ok_or_else(|| RecordError::BadRequest("Failed to authenticate.".into()))?;
+        let claims = TokenClaims {
+            collection_id: c.id.clone(),
+            exp: unix_now() + c.token_duration(),
+            id: id.to_owned(),
+            refreshable: true,
+            kind: "auth".into(),
+        };
+        Ok(auth::sign(&claims, &format!("{token_key}{secret}")))
+    }
+
+    fn auth_of(c: &Collection, id: &str) -> Auth {
+        if c.id == SUPERUSERS_ID {
+            Auth::Superuser { id: id.to_owned() }
+        } else {
+            Auth::Record {
+                collection_id: c.id.clone(),
+                id: id.to_owned(),
+            }
+        }
     }
 
     /// Password login. An unknown identity costs the same as a wrong password.
@@ -1153,10 +1396,10 @@ impl Engine {
         password: &str,
     ) -> Result<(String, Map<String, Value>), RecordError> {
         let fail = || RecordError::BadRequest("Failed to authenticate.".into());
-        if c.kind != CollectionType::Auth || c.id != SUPERUSERS_ID {
+        if c.kind != CollectionType::Auth {
             return Err(fail());
         }
-        let found = self.find_superuser(identity).await?;
+        let found = self.find_identity(c, identity).await?;
         let hash = found
             .as_ref()
             .map_or_else(|| self.dummy_hash.clone(), |f| f.1.clone());
@@ -1167,22 +1410,82 @@ impl Engine {
         let Some((id, _, token_key)) = found.filter(|_| ok) else {
             return Err(fail());
         };
-        let secret = c.token_secret().ok_or_else(fail)?;
-        let claims = TokenClaims {
-            collection_id: c.id.clone(),
-            exp: unix_now() + c.token_duration(),
-            id: id.clone(),
-            refreshable: true,
-            kind: "auth".into(),
-        };
-        let token = auth::sign(&claims, &format!("{token_key}{secret}"));
-        let su = Auth::Superuser { id: id.clone() };
-        let record = self.view(c, &id, &su).await.map(|mut r| {
-            r.remove("tokenKey");
-            r.remove("password");
-            r
-        })?;
+        let token = Self::issue_token(c, &id, &token_key)?;
+        let record = self.record_for(c, &id, &Self::auth_of(c, &id)).await?;
         Ok((token, record))
+    }
+
+    async fn record_for(
+        &self,
+        c: &Collection,
+        id: &str,
+        auth: &Auth,
+    ) -> Result<Map<String, Value>, RecordError> {
+        let (rows, i) = self.fetch(c, id).await?.ok_or(RecordError::NotFound)?;
+        let row: Vec<Db> = rows.iter().nth(i).map(<[Db]>::to_vec).unwrap_or_default();
+        Ok(Self::row_json(c, &rows, &row, auth))
+    }
+
+    /// A fresh token for the caller, who must belong to `c`.
+    ///
+    /// # Errors
+    /// [`RecordError::Unauthorized`] for a guest, [`RecordError::Forbidden`] for a record of
+    /// another collection.
+    pub async fn auth_refresh(
+        &self,
+        c: &Collection,
+        auth: &Auth,
+    ) -> Result<(String, Map<String, Value>), RecordError> {
+        let (collection_id, id) = match auth {
+            Auth::Guest => {
+                return Err(RecordError::Unauthorized(
+                    "The request requires valid record authorization token.".into(),
+                ));
+            }
+            Auth::Superuser { id } => (SUPERUSERS_ID.to_owned(), id.clone()),
+            Auth::Record { collection_id, id } => (collection_id.clone(), id.clone()),
+        };
+        if collection_id != c.id {
+            return Err(RecordError::Forbidden(
+                "The request requires valid auth record from this collection.".into(),
+            ));
+        }
+        let rows = self
+            .store
+            .query(
+                format!("SELECT \"tokenKey\" FROM {} WHERE id = $1", quote(&c.name)),
+                vec![id.clone().into()],
+            )
+            .await?;
+        let key = rows
+            .scalar()
+            .and_then(Db::as_str)
+            .ok_or(RecordError::NotFound)?
+            .to_owned();
+        let token = Self::issue_token(c, &id, &key)?;
+        let record = self.record_for(c, &id, auth).await?;
+        Ok((token, record))
+    }
+
+    /// The sign-in methods of an auth collection, in PocketBase's shape.
+    ///
+    /// # Errors
+    /// [`RecordError::NotFound`] for a collection that is not an auth collection.
+    pub fn auth_methods(&self, c: &Collection) -> Result<Value, RecordError> {
+        if c.kind != CollectionType::Auth {
+            return Err(RecordError::NotFound);
+        }
+        let password = c
+            .options
+            .get("passwordAuth")
+            .cloned()
+            .unwrap_or_else(|| json!({"enabled": true, "identityFields": ["email"]}));
+        Ok(json!({
+            "password": password,
+            "oauth2": {"enabled": false, "providers": []},
+            "mfa": {"enabled": false, "duration": 0},
+            "otp": {"enabled": false, "duration": 0},
+        }))
     }
 
     /// Who a token belongs to; anything invalid (bad signature, expired, unknown record, rotated
@@ -1192,22 +1495,22 @@ impl Engine {
         let Some(claims) = auth::peek(token) else {
             return Auth::Guest;
         };
-        if claims.kind != "auth"
-            || claims.exp <= unix_now()
-            || claims.collection_id != SUPERUSERS_ID
-        {
+        if claims.kind != "auth" || claims.exp <= unix_now() {
             return Auth::Guest;
         }
         let Ok(c) = self.collection(&claims.collection_id).await else {
             return Auth::Guest;
         };
+        if c.kind != CollectionType::Auth || c.id != claims.collection_id {
+            return Auth::Guest;
+        }
         let Some(secret) = c.token_secret() else {
             return Auth::Guest;
         };
         let rows = match self
             .store
             .query(
-                "SELECT \"tokenKey\" FROM _superusers WHERE id = $1",
+                format!("SELECT \"tokenKey\" FROM {} WHERE id = $1", quote(&c.name)),
                 vec![claims.id.clone().into()],
             )
             .await
@@ -1219,7 +1522,7 @@ impl Engine {
             return Auth::Guest;
         };
         if auth::verify_signature(token, &format!("{key}{secret}")) {
-            Auth::Superuser { id: claims.id }
+            Self::auth_of(&c, &claims.id)
         } else {
             Auth::Guest
         }

@@ -111,6 +111,7 @@ on_both_engines!(
     relations_are_checked_and_cascade,
     bad_input_gets_pocketbase_errors,
     tokens_die_with_a_password_change,
+    auth_collections_sign_up_sign_in_and_refresh,
 );
 
 async fn collections_are_for_superusers_only(api: Api) {
@@ -738,6 +739,169 @@ async fn tokens_die_with_a_password_change(api: Api) {
     assert_eq!(
         s, 401,
         "the old token must stop working after a password change"
+    );
+    api.app.stop().await;
+}
+
+async fn auth_collections_sign_up_sign_in_and_refresh(api: Api) {
+    let (s, c) = api
+        .su(
+            "POST",
+            "/api/collections",
+            Some(json!({
+                "name": "users", "type": "auth",
+                "createRule": "", "viewRule": "", "listRule": "", "updateRule": "",
+                "fields": [{"name": "nickname", "type": "text"}]
+            })),
+        )
+        .await;
+    assert_eq!(s, 200, "{c}");
+    let names: Vec<&str> = c["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    for n in [
+        "id",
+        "password",
+        "tokenKey",
+        "email",
+        "emailVisibility",
+        "verified",
+        "nickname",
+    ] {
+        assert!(names.contains(&n), "{n} missing from {names:?}");
+    }
+    let (s, b) = api
+        .guest("POST", "/api/collections/users/records", Some(json!({"email": "u1@example.com", "password": "longenough1", "passwordConfirm": "different1"})))
+        .await;
+    assert_eq!(s, 400);
+    assert_eq!(
+        b["data"]["passwordConfirm"]["code"],
+        "validation_values_mismatch"
+    );
+    assert!(
+        b["data"].get("email").is_none(),
+        "the mismatch is reported alone"
+    );
+    let (s, b) = api
+        .guest(
+            "POST",
+            "/api/collections/users/records",
+            Some(
+                json!({"email": "u1@example.com", "password": "short", "passwordConfirm": "short"}),
+            ),
+        )
+        .await;
+    assert_eq!(
+        (s, b["data"]["password"]["code"].as_str()),
+        (400, Some("validation_min_text_constraint"))
+    );
+    let (s, u1) = api
+        .guest("POST", "/api/collections/users/records", Some(json!({"email": "u1@example.com", "password": "longenough1", "passwordConfirm": "longenough1", "nickname": "one"})))
+        .await;
+    assert_eq!(s, 200, "{u1}");
+    assert!(u1.get("password").is_none() && u1.get("tokenKey").is_none());
+    assert!(u1.get("email").is_none(), "emailVisibility is false");
+    assert_eq!(u1["verified"], false);
+    let (s, b) = api
+        .guest("POST", "/api/collections/users/records", Some(json!({"email": "U1@example.com", "password": "longenough1", "passwordConfirm": "longenough1"})))
+        .await;
+    assert_eq!(s, 400, "emails are unique regardless of case: {b}");
+    let (s, b) = api
+        .guest(
+            "POST",
+            "/api/collections/users/auth-with-password",
+            Some(json!({"identity": "u1@example.com", "password": "longenough1"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        b["record"]["email"], "u1@example.com",
+        "the owner sees their email"
+    );
+    let token = b["token"].as_str().unwrap().to_owned();
+    let (s, r) = api
+        .call(
+            "POST",
+            "/api/collections/users/auth-refresh",
+            None,
+            Some(&token),
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["record"]["id"], u1["id"]);
+    let (s, _) = api
+        .guest("POST", "/api/collections/users/auth-refresh", None)
+        .await;
+    assert_eq!(s, 401);
+    let su_token = api.token.clone();
+    let (s, _) = api
+        .call(
+            "POST",
+            "/api/collections/users/auth-refresh",
+            None,
+            Some(&su_token),
+        )
+        .await;
+    assert_eq!(s, 403, "a token of another collection is refused");
+    let (s, _) = api
+        .call("GET", "/api/collections", None, Some(&token))
+        .await;
+    assert_eq!(s, 403, "a user token is not a superuser token");
+    let (s, m) = api
+        .guest("GET", "/api/collections/users/auth-methods", None)
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(m["password"]["enabled"], true);
+    assert_eq!(m["password"]["identityFields"], json!(["email"]));
+    // Changing the password needs the old one, and retires old tokens.
+    let path = format!(
+        "/api/collections/users/records/{}",
+        u1["id"].as_str().unwrap()
+    );
+    let (s, b) = api
+        .call(
+            "PATCH",
+            &path,
+            Some(json!({"password": "newpassword2", "passwordConfirm": "newpassword2"})),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(s, 400, "{b}");
+    assert_eq!(
+        b["data"]["oldPassword"]["code"],
+        "validation_invalid_old_password"
+    );
+    let (s, _) = api
+        .call("PATCH", &path, Some(json!({"oldPassword": "longenough1", "password": "newpassword2", "passwordConfirm": "newpassword2"})), Some(&token))
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = api
+        .call(
+            "POST",
+            "/api/collections/users/auth-refresh",
+            None,
+            Some(&token),
+        )
+        .await;
+    assert_eq!(s, 401, "the old token died with the password");
+    let (s, _) = api
+        .guest(
+            "POST",
+            "/api/collections/users/auth-with-password",
+            Some(json!({"identity": "u1@example.com", "password": "newpassword2"})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    // Guests cannot mark themselves verified.
+    let (s, b) = api
+        .guest("POST", "/api/collections/users/records", Some(json!({"email": "u2@example.com", "password": "longenough1", "passwordConfirm": "longenough1", "verified": true})))
+        .await;
+    assert_eq!(
+        (s, b["data"]["verified"]["code"].as_str()),
+        (400, Some("validation_values_mismatch"))
     );
     api.app.stop().await;
 }
