@@ -13,16 +13,19 @@
 #![deny(clippy::unwrap_used)]
 
 mod ast;
+mod compile;
 mod error;
 mod lexer;
 mod macros;
 mod parser;
 mod resolve;
+mod strftime;
 
 pub use ast::{
     CompareOp, Comparison, DateMacro, Direction, Expr, Function, Ident, IdentSource, Literal,
     Modifier, Operand, Operator, Quantifier, SortItem, SortTarget,
 };
+pub use compile::{Compiled, compile, compile_sort};
 pub use error::{FilterError, SyntaxError};
 pub use parser::{Limits, parse_filter, parse_filter_with, parse_sort, parse_sort_with};
 pub use resolve::{Dialect, Param, Resolved, Resolver, ValueKind};
