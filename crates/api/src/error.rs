@@ -18,6 +18,8 @@ pub struct ApiError {
     data: Map<String, Value>,
     /// The cause of a 5xx, logged once by the request middleware and never sent.
     internal: Option<String>,
+    /// Seconds for a `Retry-After` header (429).
+    retry_after: Option<u64>,
 }
 
 /// Attached to 5xx responses as an extension so that middleware can log the cause once.
@@ -32,6 +34,7 @@ impl ApiError {
             message: message.into(),
             data: Map::new(),
             internal: None,
+            retry_after: None,
         }
     }
 
@@ -103,6 +106,12 @@ impl From<RecordError> for ApiError {
                 ..ApiError::new(StatusCode::BAD_REQUEST, message)
             },
             RecordError::BadRequest(m) => ApiError::new(StatusCode::BAD_REQUEST, m),
+            RecordError::TooManyAttempts {
+                retry_after_seconds,
+            } => ApiError {
+                retry_after: Some(retry_after_seconds),
+                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests.")
+            },
             RecordError::Storage(s) => ApiError::from(s),
             other => ApiError::internal(other.to_string()),
         }
@@ -117,6 +126,12 @@ impl IntoResponse for ApiError {
             "status": self.status.as_u16(),
         });
         let mut res = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            res.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs),
+            );
+        }
         if let Some(cause) = self.internal {
             res.extensions_mut().insert(ErrorReport(cause.into()));
         }

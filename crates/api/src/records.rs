@@ -223,6 +223,7 @@ async fn truncate_collection(
 async fn auth_with_password(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    peer: PeerAddr,
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
     let engine = state.engine().await?;
@@ -250,7 +251,9 @@ async fn auth_with_password(
             fields: errors,
         }));
     }
-    let (token, record) = engine.auth_with_password(&c, identity, password).await?;
+    let (token, record) = engine
+        .auth_with_password(&c, identity, password, &peer.0)
+        .await?;
     Ok(ok_json(json!({"token": token, "record": record})))
 }
 
@@ -351,4 +354,20 @@ async fn auth_methods(
     let engine = state.engine().await?;
     let c = engine.collection(&name).await?;
     Ok(ok_json(engine.auth_methods(&c)?))
+}
+
+/// The client's address as a string (`unknown` when the server was not given it).
+pub(crate) struct PeerAddr(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PeerAddr {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<PeerAddr, ApiError> {
+        Ok(PeerAddr(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string()),
+        ))
+    }
 }

@@ -62,6 +62,7 @@ struct Cache {
 /// The records engine. Cheap to share behind an `Arc`.
 pub struct Engine {
     store: Store,
+    limiter: crate::limits::FailureLimiter,
     cache: RwLock<Cache>,
     /// Verified against when an identity is unknown, so that both cases cost the same.
     dummy_hash: String,
@@ -189,6 +190,7 @@ impl Engine {
             .map_err(RecordError::BadRequest)?;
         let engine = Engine {
             store,
+            limiter: crate::limits::FailureLimiter::default(),
             cache: RwLock::new(Cache::default()),
             dummy_hash,
         };
@@ -1394,10 +1396,21 @@ impl Engine {
         c: &Collection,
         identity: &str,
         password: &str,
+        client: &str,
     ) -> Result<(String, Map<String, Value>), RecordError> {
         let fail = || RecordError::BadRequest("Failed to authenticate.".into());
         if c.kind != CollectionType::Auth {
             return Err(fail());
+        }
+        // Failed attempts are limited per identity and per client address.
+        let keys = [
+            format!("id:{}:{}", c.id, identity.to_lowercase()),
+            format!("ip:{client}"),
+        ];
+        if let Some(retry_after_seconds) = self.limiter.blocked(&keys) {
+            return Err(RecordError::TooManyAttempts {
+                retry_after_seconds,
+            });
         }
         let found = self.find_identity(c, identity).await?;
         let hash = found
@@ -1408,8 +1421,10 @@ impl Engine {
             .await
             .unwrap_or(false);
         let Some((id, _, token_key)) = found.filter(|_| ok) else {
+            self.limiter.fail(&keys);
             return Err(fail());
         };
+        self.limiter.clear(&keys[0]);
         let token = Self::issue_token(c, &id, &token_key)?;
         let record = self.record_for(c, &id, &Self::auth_of(c, &id)).await?;
         Ok((token, record))

@@ -25,6 +25,9 @@ pub enum RecordError {
     /// A malformed request that is not about one field.
     #[error("{0}")]
     BadRequest(String),
+    /// Too many failed attempts; retry after the given number of seconds.
+    #[error("too many attempts")]
+    TooManyAttempts { retry_after_seconds: u64 },
     /// Storage failed.
     #[error(transparent)]
     Storage(StorageError),

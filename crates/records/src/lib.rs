@@ -10,6 +10,7 @@ mod auth;
 mod engine;
 mod error;
 mod ids;
+mod limits;
 mod migrations;
 mod model;
 mod schema;

@@ -112,6 +112,7 @@ on_both_engines!(
     bad_input_gets_pocketbase_errors,
     tokens_die_with_a_password_change,
     auth_collections_sign_up_sign_in_and_refresh,
+    failed_logins_are_rate_limited,
 );
 
 async fn collections_are_for_superusers_only(api: Api) {
@@ -903,5 +904,41 @@ async fn auth_collections_sign_up_sign_in_and_refresh(api: Api) {
         (s, b["data"]["verified"]["code"].as_str()),
         (400, Some("validation_values_mismatch"))
     );
+    api.app.stop().await;
+}
+
+async fn failed_logins_are_rate_limited(api: Api) {
+    let path = "/api/collections/_superusers/auth-with-password";
+    for _ in 0..5 {
+        let (s, _) = api
+            .guest(
+                "POST",
+                path,
+                Some(json!({"identity": "admin@example.com", "password": "wrong-guess"})),
+            )
+            .await;
+        assert_eq!(s, 400);
+    }
+    let res = api
+        .app
+        .client
+        .post(api.app.url(path))
+        .json(&json!({"identity": "admin@example.com", "password": "AdminPass123!"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        429,
+        "even the right password waits out the window"
+    );
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry));
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["status"], 429);
     api.app.stop().await;
 }
