@@ -10,6 +10,33 @@
 //! - `ast`: the tree, printed back as filter text by `Display`.
 //! - `resolve`: the [`Resolver`] contract.
 //! - `macros`: values of `@now`, `@todayStart`, ….
+//! - `compile`: tree to SQL ([`compile`], [`compile_sort`]); `strftime`: PostgreSQL translation.
+//!
+//! # Example
+//! ```
+//! use pier_filter::{Dialect, FilterError, Ident, Resolved, Resolver, ValueKind};
+//!
+//! struct Posts;
+//! impl Resolver for Posts {
+//!     fn resolve(&mut self, ident: &Ident) -> Result<Resolved, FilterError> {
+//!         match ident.path.as_slice() {
+//!             [field] if field == "title" => Ok(Resolved::column(r#""posts"."title""#, ValueKind::Text)),
+//!             [field] if field == "views" => Ok(Resolved::column(r#""posts"."views""#, ValueKind::Number)),
+//!             _ => Err(FilterError::UnknownField(ident.to_string())),
+//!         }
+//!     }
+//! }
+//!
+//! let expr = pier_filter::parse_filter("title ~ 'rust' && views > 10")?;
+//! let compiled = pier_filter::compile(&expr, Dialect::Postgres, &mut Posts, 1)?;
+//! assert_eq!(
+//!     compiled.sql,
+//!     r#"("posts"."title" ILIKE $1::text ESCAPE '\' AND "posts"."views" > $2::bigint)"#
+//! );
+//! # Ok::<(), FilterError>(())
+//! ```
+//!
+#![doc = include_str!("../docs/semantics.md")]
 #![deny(clippy::unwrap_used)]
 
 mod ast;
