@@ -227,7 +227,7 @@ async fn auth_with_password(
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
     let engine = state.engine().await?;
-    let c = engine.collection(&name).await?;
+    let c = collection_context(&engine, &name).await?;
     let identity = body
         .get("identity")
         .and_then(Value::as_str)
@@ -284,7 +284,7 @@ async fn list_records(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let engine = state.engine().await?;
-    let c = engine.collection(&name).await?;
+    let c = collection_context(&engine, &name).await?;
     let result = engine.list(&c, &list_query(&q)?, &auth).await?;
     Ok(ok_json(result.to_json()))
 }
@@ -295,7 +295,7 @@ async fn view_record(
     Path((name, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let engine = state.engine().await?;
-    let c = engine.collection(&name).await?;
+    let c = collection_context(&engine, &name).await?;
     Ok(ok_json(Value::Object(engine.view(&c, &id, &auth).await?)))
 }
 
@@ -306,7 +306,7 @@ async fn create_record(
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
     let engine = state.engine().await?;
-    let c = engine.collection(&name).await?;
+    let c = collection_context(&engine, &name).await?;
     Ok(ok_json(Value::Object(
         engine.create(&c, &body, &auth).await?,
     )))
@@ -319,7 +319,7 @@ async fn update_record(
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
     let engine = state.engine().await?;
-    let c = engine.collection(&name).await?;
+    let c = collection_context(&engine, &name).await?;
     Ok(ok_json(Value::Object(
         engine.update(&c, &id, &body, &auth).await?,
     )))
@@ -331,7 +331,7 @@ async fn delete_record(
     Path((name, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let engine = state.engine().await?;
-    let c = engine.collection(&name).await?;
+    let c = collection_context(&engine, &name).await?;
     engine.delete(&c, &id, &auth).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -342,7 +342,7 @@ async fn auth_refresh(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let engine = state.engine().await?;
-    let c = engine.collection(&name).await?;
+    let c = collection_context(&engine, &name).await?;
     let (token, record) = engine.auth_refresh(&c, &auth).await?;
     Ok(ok_json(json!({"token": token, "record": record})))
 }
@@ -352,7 +352,7 @@ async fn auth_methods(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let engine = state.engine().await?;
-    let c = engine.collection(&name).await?;
+    let c = collection_context(&engine, &name).await?;
     Ok(ok_json(engine.auth_methods(&c)?))
 }
 
@@ -370,4 +370,17 @@ impl<S: Send + Sync> FromRequestParts<S> for PeerAddr {
                 .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string()),
         ))
     }
+}
+
+/// The collection of a records route; PocketBase words an unknown one differently from a 404.
+async fn collection_context(
+    engine: &pier_records::Engine,
+    name: &str,
+) -> Result<std::sync::Arc<pier_records::Collection>, ApiError> {
+    engine.collection(name).await.map_err(|e| match e {
+        pier_records::RecordError::NotFound => {
+            ApiError::new(StatusCode::NOT_FOUND, "Missing collection context.")
+        }
+        other => ApiError::from(other),
+    })
 }

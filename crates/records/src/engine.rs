@@ -81,7 +81,11 @@ fn unix_now() -> i64 {
 fn validation(message: &str, errors: Vec<(String, Invalid)>) -> RecordError {
     let mut fields = Map::new();
     for (name, e) in errors {
-        fields.insert(name, json!({"code": e.code, "message": e.message}));
+        let mut v = json!({"code": e.code, "message": e.message});
+        if let Some(p) = e.params {
+            v["params"] = p;
+        }
+        fields.insert(name, v);
     }
     RecordError::Validation {
         message: message.to_owned(),
@@ -96,7 +100,7 @@ fn system_field(name: &str, kind: &str, extra: Value) -> Field {
     };
     options.entry("required").or_insert(Value::Bool(false));
     let mut f = Field {
-        id: format!("{kind}{}", ids::random_id(10)),
+        id: format!("{kind}{}", ids::digits(10)),
         name: name.to_owned(),
         kind: kind.to_owned(),
         system: true,
@@ -143,6 +147,26 @@ fn auth_options(duration: i64) -> Map<String, Value> {
         Value::Object(m) => m,
         _ => Map::new(),
     }
+}
+
+/// Replaces the plain text of `password` fields (outside auth collections' own) by its hash.
+async fn hash_password_fields(values: &mut [(&Field, Db)]) -> Result<(), RecordError> {
+    for (f, v) in values.iter_mut() {
+        if f.kind != "password" {
+            continue;
+        }
+        if let Db::Text(plain) = v
+            && !plain.is_empty()
+        {
+            let p = std::mem::take(plain);
+            let hash = tokio::task::spawn_blocking(move || auth::hash_password(&p))
+                .await
+                .map_err(|e| RecordError::BadRequest(e.to_string()))?
+                .map_err(RecordError::BadRequest)?;
+            *v = Db::Text(hash);
+        }
+    }
+    Ok(())
 }
 
 fn superusers_collection() -> Collection {
@@ -210,7 +234,48 @@ impl Engine {
             )
             .await?;
         engine.reload().await?;
+        engine.bootstrap_users().await?;
         Ok(engine)
+    }
+
+    /// Creates PocketBase's default `users` auth collection once per database (a deleted one
+    /// stays deleted: a marker in `_params` records that it was made).
+    async fn bootstrap_users(&self) -> Result<(), RecordError> {
+        const MARKER: &str = "records.users_bootstrapped";
+        let done = self
+            .store
+            .query("SELECT 1 FROM _params WHERE key = $1", vec![MARKER.into()])
+            .await?;
+        if !done.is_empty() {
+            return Ok(());
+        }
+        if self.cached("users").is_none() {
+            let owner = "id = @request.auth.id";
+            let def = json!({
+                "name": "users",
+                "type": "auth",
+                "listRule": owner, "viewRule": owner, "createRule": "",
+                "updateRule": owner, "deleteRule": owner,
+                "fields": [
+                    {"name": "name", "type": "text", "max": 255},
+                    {"name": "avatar", "type": "file", "maxSelect": 1, "maxSize": 0,
+                     "mimeTypes": ["image/jpeg", "image/png", "image/svg+xml", "image/gif", "image/webp"]},
+                    {"name": "created", "type": "autodate", "onCreate": true, "onUpdate": false},
+                    {"name": "updated", "type": "autodate", "onCreate": true, "onUpdate": true}
+                ]
+            });
+            // Another backend may be doing the same right now; one of them wins.
+            if let Err(e) = self.create_collection(&def).await {
+                tracing::debug!(error = %e, "default users collection not created");
+            }
+        }
+        self.store
+            .execute(
+                "INSERT INTO _params (key, value, updated_at) VALUES ($1, 'true', 0) ON CONFLICT DO NOTHING",
+                vec![MARKER.into()],
+            )
+            .await?;
+        Ok(())
     }
 
     /// The database.
@@ -399,7 +464,7 @@ impl Engine {
                         f.system = old.system;
                     } else {
                         f.system = false;
-                        f.id = format!("{}{}", f.kind, ids::random_id(10));
+                        f.id = format!("{}{}", f.kind, ids::digits(10));
                     }
                     f.normalize();
                     out.push(f);
@@ -418,11 +483,12 @@ impl Engine {
             fields.insert(0, id_field());
         }
         if kind == CollectionType::Auth && existing.is_none() {
-            for (i, f) in auth_fields().into_iter().enumerate() {
+            // As PocketBase: the given fields first, then the auth system fields.
+            for f in auth_fields() {
                 if let Some(pos) = fields.iter().position(|x| x.name == f.name) {
                     fields.remove(pos);
                 }
-                fields.insert(1 + i, f);
+                fields.push(f);
             }
         }
         let mut seen = std::collections::HashSet::new();
@@ -491,7 +557,7 @@ impl Engine {
         };
         let ts = now();
         Ok(Collection {
-            id: existing.map_or_else(|| format!("pbc_{}", ids::random_id(10)), |e| e.id.clone()),
+            id: existing.map_or_else(|| format!("pbc_{}", ids::digits(10)), |e| e.id.clone()),
             name,
             kind,
             system: existing.is_some_and(|e| e.system),
@@ -710,6 +776,7 @@ impl Engine {
         let mut m = values::record_json(&c.id, &c.name, &pairs, auth.is_superuser());
         if c.kind == CollectionType::Auth {
             m.remove("tokenKey");
+            m.remove("password");
             let own = matches!(auth, Auth::Record { collection_id, id } if *collection_id == c.id && m.get("id").and_then(Value::as_str) == Some(id.as_str()));
             let visible = m
                 .get("emailVisibility")
@@ -741,6 +808,7 @@ impl Engine {
                 vec![(
                     field.to_owned(),
                     Invalid {
+                        params: None,
                         code: "validation_values_mismatch",
                         message: "Values don't match.".into(),
                     },
@@ -772,6 +840,7 @@ impl Engine {
                     vec![(
                         "password".into(),
                         Invalid {
+                            params: None,
                             code: "validation_required",
                             message: "Missing required value.".into(),
                         },
@@ -784,6 +853,7 @@ impl Engine {
                     vec![(
                         "password".into(),
                         Invalid {
+                            params: None,
                             code: "validation_min_text_constraint",
                             message: format!("Must be at least {min} character(s)."),
                         },
@@ -806,6 +876,7 @@ impl Engine {
                         vec![(
                             "oldPassword".into(),
                             Invalid {
+                                params: None,
                                 code: "validation_invalid_old_password",
                                 message: "Missing or invalid old password.".into(),
                             },
@@ -987,6 +1058,7 @@ impl Engine {
                         vec![(
                             f.name.clone(),
                             Invalid {
+                                params: None,
                                 code: "validation_missing_rel_records",
                                 message:
                                     "Failed to find all relation records with the provided ids."
@@ -1023,9 +1095,22 @@ impl Engine {
                         "Failed to create record.",
                         vec![(
                             "id".into(),
-                            Invalid {
-                                code: "validation_invalid_id",
-                                message: "Must be 15 characters of a-z and 0-9.".into(),
+                            match s.chars().count() {
+                                n if n < 15 => Invalid {
+                                    params: Some(json!({"min": 15})),
+                                    code: "validation_min_text_constraint",
+                                    message: "Must be at least 15 character(s).".into(),
+                                },
+                                n if n > 15 => Invalid {
+                                    params: Some(json!({"max": 15})),
+                                    code: "validation_max_text_constraint",
+                                    message: "Must be no more than 15 character(s).".into(),
+                                },
+                                _ => Invalid {
+                                    params: None,
+                                    code: "validation_invalid_format",
+                                    message: "Invalid value format.".into(),
+                                },
                             },
                         )],
                     ));
@@ -1073,6 +1158,7 @@ impl Engine {
             return Err(validation("Failed to create record.", errors));
         }
         self.check_relations(c, &values).await?;
+        hash_password_fields(&mut values).await?;
         let mut cols = vec![quote("id")];
         let mut params = vec![Db::Text(id.clone())];
         for (f, v) in values {
@@ -1106,6 +1192,7 @@ impl Engine {
                             "id".into()
                         },
                         Invalid {
+                            params: None,
                             code: "validation_not_unique",
                             message: "Value must be unique.".into(),
                         },
@@ -1184,6 +1271,7 @@ impl Engine {
             return Err(validation("Failed to update record.", errors));
         }
         self.check_relations(c, &sets).await?;
+        hash_password_fields(&mut sets).await?;
         let mut params = vec![Db::Text(id.to_owned())];
         let mut assigns = Vec::new();
         for (f, v) in sets {

@@ -12,6 +12,14 @@ pub(crate) fn random_id(len: usize) -> String {
         .collect()
 }
 
+/// `len` random decimal digits (PocketBase's collection and field id suffixes are numbers).
+pub(crate) fn digits(len: usize) -> String {
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
+        .collect()
+}
+
 /// A 15-character record id.
 pub(crate) fn record_id() -> String {
     random_id(15)

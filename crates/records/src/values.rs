@@ -12,13 +12,26 @@ use crate::model::Field;
 pub(crate) struct Invalid {
     pub(crate) code: &'static str,
     pub(crate) message: String,
+    /// PocketBase's `params` (e.g. `{"min": 3}`), when the message has placeholders.
+    pub(crate) params: Option<Value>,
 }
 
-fn invalid(code: &'static str, message: impl Into<String>) -> Invalid {
+pub(crate) fn invalid(code: &'static str, message: impl Into<String>) -> Invalid {
     Invalid {
         code,
         message: message.into(),
+        params: None,
     }
+}
+
+fn with_params(mut i: Invalid, params: Value) -> Invalid {
+    i.params = Some(params);
+    i
+}
+
+/// A whole number prints without a fraction, as in PocketBase's messages and params.
+fn num_json(f: f64) -> Value {
+    number(f)
 }
 
 /// A JSON value cast to text the way PocketBase casts it.
@@ -193,7 +206,7 @@ pub(crate) fn coerce(field: &Field, input: Option<&Value>) -> Result<Db, Invalid
                         ));
                     }
                     "url" if !is_url(&s) => {
-                        return Err(invalid("validation_is_url", "Must be a valid url."));
+                        return Err(invalid("validation_invalid_url", "Must be a valid url."));
                     }
                     "select" if !field.values().contains(&s) => {
                         return Err(invalid(
@@ -209,15 +222,21 @@ pub(crate) fn coerce(field: &Field, input: Option<&Value>) -> Result<Db, Invalid
                             max = 5000.0;
                         }
                         if len < min {
-                            return Err(invalid(
-                                "validation_min_text_constraint",
-                                format!("Must be at least {min} character(s)."),
+                            return Err(with_params(
+                                invalid(
+                                    "validation_min_text_constraint",
+                                    format!("Must be at least {min} character(s)."),
+                                ),
+                                serde_json::json!({"min": num_json(min)}),
                             ));
                         }
                         if max > 0.0 && len > max {
-                            return Err(invalid(
-                                "validation_max_text_constraint",
-                                format!("Must be less than {max} character(s)."),
+                            return Err(with_params(
+                                invalid(
+                                    "validation_max_text_constraint",
+                                    format!("Must be no more than {max} character(s)."),
+                                ),
+                                serde_json::json!({"max": num_json(max)}),
                             ));
                         }
                     }
@@ -228,7 +247,7 @@ pub(crate) fn coerce(field: &Field, input: Option<&Value>) -> Result<Db, Invalid
         }
     };
     if field.required() && is_blank(&value, field) {
-        return Err(invalid("validation_required", "Missing required value."));
+        return Err(invalid("validation_required", "Cannot be blank."));
     }
     Ok(value)
 }
@@ -336,10 +355,16 @@ pub(crate) fn record_json(
         Value::String(collection_name.to_owned()),
     );
     for (f, v) in fields {
-        if (f.hidden && !show_hidden) || f.kind == "password" {
+        if f.hidden && !show_hidden {
             continue;
         }
-        m.insert(f.name.clone(), to_json(f, v));
+        // A password field's value (a hash) never leaves the server.
+        let value = if f.kind == "password" {
+            Value::String(String::new())
+        } else {
+            to_json(f, v)
+        };
+        m.insert(f.name.clone(), value);
     }
     m
 }
@@ -403,7 +428,7 @@ mod tests {
             coerce(&u, Some(&json!("javascript:alert(1)")))
                 .unwrap_err()
                 .code,
-            "validation_is_url"
+            "validation_invalid_url"
         );
         let s = field(json!({"name": "s", "type": "select", "values": ["a", "b"]}));
         assert_eq!(

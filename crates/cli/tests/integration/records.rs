@@ -750,13 +750,19 @@ async fn auth_collections_sign_up_sign_in_and_refresh(api: Api) {
             "POST",
             "/api/collections",
             Some(json!({
-                "name": "users", "type": "auth",
+                "name": "members", "type": "auth",
                 "createRule": "", "viewRule": "", "listRule": "", "updateRule": "",
                 "fields": [{"name": "nickname", "type": "text"}]
             })),
         )
         .await;
     assert_eq!(s, 200, "{c}");
+    // The default `users` collection exists too, with PocketBase's owner-only rules.
+    let (s, users) = api.su("GET", "/api/collections/users", None).await;
+    assert_eq!(s, 200);
+    assert_eq!(users["type"], "auth");
+    assert_eq!(users["viewRule"], "id = @request.auth.id");
+    assert_eq!(users["createRule"], "");
     let names: Vec<&str> = c["fields"]
         .as_array()
         .unwrap()
@@ -775,7 +781,7 @@ async fn auth_collections_sign_up_sign_in_and_refresh(api: Api) {
         assert!(names.contains(&n), "{n} missing from {names:?}");
     }
     let (s, b) = api
-        .guest("POST", "/api/collections/users/records", Some(json!({"email": "u1@example.com", "password": "longenough1", "passwordConfirm": "different1"})))
+        .guest("POST", "/api/collections/members/records", Some(json!({"email": "u1@example.com", "password": "longenough1", "passwordConfirm": "different1"})))
         .await;
     assert_eq!(s, 400);
     assert_eq!(
@@ -789,7 +795,7 @@ async fn auth_collections_sign_up_sign_in_and_refresh(api: Api) {
     let (s, b) = api
         .guest(
             "POST",
-            "/api/collections/users/records",
+            "/api/collections/members/records",
             Some(
                 json!({"email": "u1@example.com", "password": "short", "passwordConfirm": "short"}),
             ),
@@ -800,20 +806,20 @@ async fn auth_collections_sign_up_sign_in_and_refresh(api: Api) {
         (400, Some("validation_min_text_constraint"))
     );
     let (s, u1) = api
-        .guest("POST", "/api/collections/users/records", Some(json!({"email": "u1@example.com", "password": "longenough1", "passwordConfirm": "longenough1", "nickname": "one"})))
+        .guest("POST", "/api/collections/members/records", Some(json!({"email": "u1@example.com", "password": "longenough1", "passwordConfirm": "longenough1", "nickname": "one"})))
         .await;
     assert_eq!(s, 200, "{u1}");
     assert!(u1.get("password").is_none() && u1.get("tokenKey").is_none());
     assert!(u1.get("email").is_none(), "emailVisibility is false");
     assert_eq!(u1["verified"], false);
     let (s, b) = api
-        .guest("POST", "/api/collections/users/records", Some(json!({"email": "U1@example.com", "password": "longenough1", "passwordConfirm": "longenough1"})))
+        .guest("POST", "/api/collections/members/records", Some(json!({"email": "U1@example.com", "password": "longenough1", "passwordConfirm": "longenough1"})))
         .await;
     assert_eq!(s, 400, "emails are unique regardless of case: {b}");
     let (s, b) = api
         .guest(
             "POST",
-            "/api/collections/users/auth-with-password",
+            "/api/collections/members/auth-with-password",
             Some(json!({"identity": "u1@example.com", "password": "longenough1"})),
         )
         .await;
@@ -826,7 +832,7 @@ async fn auth_collections_sign_up_sign_in_and_refresh(api: Api) {
     let (s, r) = api
         .call(
             "POST",
-            "/api/collections/users/auth-refresh",
+            "/api/collections/members/auth-refresh",
             None,
             Some(&token),
         )
@@ -834,14 +840,14 @@ async fn auth_collections_sign_up_sign_in_and_refresh(api: Api) {
     assert_eq!(s, 200, "{r}");
     assert_eq!(r["record"]["id"], u1["id"]);
     let (s, _) = api
-        .guest("POST", "/api/collections/users/auth-refresh", None)
+        .guest("POST", "/api/collections/members/auth-refresh", None)
         .await;
     assert_eq!(s, 401);
     let su_token = api.token.clone();
     let (s, _) = api
         .call(
             "POST",
-            "/api/collections/users/auth-refresh",
+            "/api/collections/members/auth-refresh",
             None,
             Some(&su_token),
         )
@@ -852,14 +858,14 @@ async fn auth_collections_sign_up_sign_in_and_refresh(api: Api) {
         .await;
     assert_eq!(s, 403, "a user token is not a superuser token");
     let (s, m) = api
-        .guest("GET", "/api/collections/users/auth-methods", None)
+        .guest("GET", "/api/collections/members/auth-methods", None)
         .await;
     assert_eq!(s, 200);
     assert_eq!(m["password"]["enabled"], true);
     assert_eq!(m["password"]["identityFields"], json!(["email"]));
     // Changing the password needs the old one, and retires old tokens.
     let path = format!(
-        "/api/collections/users/records/{}",
+        "/api/collections/members/records/{}",
         u1["id"].as_str().unwrap()
     );
     let (s, b) = api
@@ -882,7 +888,7 @@ async fn auth_collections_sign_up_sign_in_and_refresh(api: Api) {
     let (s, _) = api
         .call(
             "POST",
-            "/api/collections/users/auth-refresh",
+            "/api/collections/members/auth-refresh",
             None,
             Some(&token),
         )
@@ -891,14 +897,14 @@ async fn auth_collections_sign_up_sign_in_and_refresh(api: Api) {
     let (s, _) = api
         .guest(
             "POST",
-            "/api/collections/users/auth-with-password",
+            "/api/collections/members/auth-with-password",
             Some(json!({"identity": "u1@example.com", "password": "newpassword2"})),
         )
         .await;
     assert_eq!(s, 200);
     // Guests cannot mark themselves verified.
     let (s, b) = api
-        .guest("POST", "/api/collections/users/records", Some(json!({"email": "u2@example.com", "password": "longenough1", "passwordConfirm": "longenough1", "verified": true})))
+        .guest("POST", "/api/collections/members/records", Some(json!({"email": "u2@example.com", "password": "longenough1", "passwordConfirm": "longenough1", "verified": true})))
         .await;
     assert_eq!(
         (s, b["data"]["verified"]["code"].as_str()),
