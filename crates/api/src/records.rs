@@ -282,10 +282,12 @@ async fn list_records(
     Caller(auth): Caller,
     Path(name): Path<String>,
     Query(q): Query<HashMap<String, String>>,
+    ctx: RequestContext,
 ) -> Result<Response, ApiError> {
     let engine = state.engine().await?;
     let c = collection_context(&engine, &name).await?;
-    let result = engine.list(&c, &list_query(&q)?, &auth).await?;
+    let req = ctx.info(&engine, auth, Map::new()).await;
+    let result = engine.list(&c, &list_query(&q)?, &req).await?;
     Ok(ok_json(result.to_json()))
 }
 
@@ -293,47 +295,132 @@ async fn view_record(
     State(state): State<AppState>,
     Caller(auth): Caller,
     Path((name, id)): Path<(String, String)>,
+    ctx: RequestContext,
 ) -> Result<Response, ApiError> {
     let engine = state.engine().await?;
     let c = collection_context(&engine, &name).await?;
-    Ok(ok_json(Value::Object(engine.view(&c, &id, &auth).await?)))
+    let req = ctx.info(&engine, auth, Map::new()).await;
+    Ok(ok_json(Value::Object(engine.view(&c, &id, &req).await?)))
 }
 
 async fn create_record(
     State(state): State<AppState>,
     Caller(auth): Caller,
     Path(name): Path<String>,
+    ctx: RequestContext,
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
     let engine = state.engine().await?;
     let c = collection_context(&engine, &name).await?;
-    Ok(ok_json(Value::Object(
-        engine.create(&c, &body, &auth).await?,
-    )))
+    let req = ctx.info(&engine, auth, body).await;
+    Ok(ok_json(Value::Object(engine.create(&c, &req).await?)))
 }
 
 async fn update_record(
     State(state): State<AppState>,
     Caller(auth): Caller,
     Path((name, id)): Path<(String, String)>,
+    ctx: RequestContext,
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
     let engine = state.engine().await?;
     let c = collection_context(&engine, &name).await?;
-    Ok(ok_json(Value::Object(
-        engine.update(&c, &id, &body, &auth).await?,
-    )))
+    let req = ctx.info(&engine, auth, body).await;
+    Ok(ok_json(Value::Object(engine.update(&c, &id, &req).await?)))
 }
 
 async fn delete_record(
     State(state): State<AppState>,
     Caller(auth): Caller,
     Path((name, id)): Path<(String, String)>,
+    ctx: RequestContext,
 ) -> Result<Response, ApiError> {
     let engine = state.engine().await?;
     let c = collection_context(&engine, &name).await?;
-    engine.delete(&c, &id, &auth).await?;
+    let req = ctx.info(&engine, auth, Map::new()).await;
+    engine.delete(&c, &id, &req).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The parts of a request that rules read as `@request.method`, `@request.query.*` and
+/// `@request.headers.*` (header names lowercased, `-` as `_`).
+pub(crate) struct RequestContext {
+    method: String,
+    query: Map<String, Value>,
+    headers: Map<String, Value>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<RequestContext, ApiError> {
+        let mut query = Map::new();
+        if let Some(q) = parts.uri.query() {
+            for (k, v) in query_pairs(q) {
+                query.insert(k, Value::String(v));
+            }
+        }
+        let mut headers = Map::new();
+        for (name, value) in &parts.headers {
+            if name == header::AUTHORIZATION || name == header::COOKIE {
+                continue;
+            }
+            if let Ok(v) = value.to_str() {
+                headers.insert(name.as_str().replace('-', "_"), Value::String(v.to_owned()));
+            }
+        }
+        Ok(RequestContext {
+            method: parts.method.as_str().to_owned(),
+            query,
+            headers,
+        })
+    }
+}
+
+impl RequestContext {
+    async fn info(
+        self,
+        engine: &pier_records::Engine,
+        auth: Auth,
+        body: Map<String, Value>,
+    ) -> pier_records::RequestInfo {
+        engine
+            .request_info(auth, &self.method, self.query, self.headers, body)
+            .await
+    }
+}
+
+/// `a=1&b=x%20y` as decoded pairs; malformed escapes are kept as written.
+fn query_pairs(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'+', _) => out.push(b' '),
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 2;
+            }
+            (b, _) => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 async fn auth_refresh(

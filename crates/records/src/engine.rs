@@ -12,13 +12,17 @@ use crate::auth::{self, Auth, TokenClaims};
 use crate::error::RecordError;
 use crate::ids;
 use crate::model::{Collection, CollectionType, FIELD_TYPES, Field, is_valid_name};
+use crate::query::{CollectionResolver, RequestInfo, to_db};
 use crate::schema::{self, quote};
 use crate::values::{self, Invalid};
+use pier_filter::FilterError;
 
 /// The id PocketBase gives its `_superusers` collection; clients and SDKs may rely on it.
 pub const SUPERUSERS_ID: &str = "pbc_3142635823";
 const SUPERUSERS: &str = "_superusers";
 const ONLY_SUPERUSERS: &str = "Only superusers can perform this action.";
+/// Marks a create that its rule refused, so the transaction rolls back.
+const CREATE_RULE_FAILED: &str = "the create rule refused the new record";
 
 /// Paging and sorting of a list request.
 #[derive(Debug, Clone, Default)]
@@ -584,6 +588,7 @@ impl Engine {
     /// [`RecordError::Validation`] for bad input; storage errors.
     pub async fn create_collection(&self, input: &Value) -> Result<Arc<Collection>, RecordError> {
         let c = self.parse_collection(input, None)?;
+        self.validate_rules(&c)?;
         let mut ddl = schema::create_table(&c, self.dialect());
         if c.kind == CollectionType::Auth {
             let t = quote(&c.name);
@@ -638,6 +643,7 @@ impl Engine {
     ) -> Result<Arc<Collection>, RecordError> {
         let old = self.collection(id_or_name).await?;
         let new = self.parse_collection(input, Some(&old))?;
+        self.validate_rules(&new)?;
         let dialect = self.dialect();
         let mut ddl = String::new();
         if new.name != old.name {
@@ -744,18 +750,145 @@ impl Engine {
         Ok(())
     }
 
-    /// Checks a rule for `auth`. Expression rules need the filter engine, which this build does
-    /// not have yet: they admit superusers only and say so.
-    fn check_rule(rule: &Option<String>, auth: &Auth) -> Result<(), RecordError> {
-        if auth.is_superuser() {
-            return Ok(());
+    /// The SQL condition a rule puts on `c`'s rows for this request, with its parameters
+    /// numbered from `first`: `None` when the rule lets every row through.
+    ///
+    /// # Errors
+    /// [`RecordError::Forbidden`] for a `null` rule and a non-superuser.
+    fn rule_condition(
+        &self,
+        c: &Collection,
+        rule: &Option<String>,
+        req: &RequestInfo,
+        first: usize,
+    ) -> Result<Option<(String, Vec<Db>)>, RecordError> {
+        if req.auth.is_superuser() {
+            return Ok(None);
         }
-        match rule.as_deref() {
+        match rule.as_deref().map(str::trim) {
             None => Err(RecordError::Forbidden(ONLY_SUPERUSERS.into())),
-            Some(r) if r.trim().is_empty() => Ok(()),
-            Some(_) => Err(RecordError::Forbidden(
-                "This collection's rule is an expression; expression rules are not evaluated by this version of pier, so only superusers may perform this action.".into(),
+            Some("") => Ok(None),
+            Some(expr) => self.condition(c, expr, req, false, first).map(Some),
+        }
+    }
+
+    /// Compiles a rule (`client` false) or a client filter (`client` true) against `c`.
+    fn condition(
+        &self,
+        c: &Collection,
+        expr: &str,
+        req: &RequestInfo,
+        client: bool,
+        first: usize,
+    ) -> Result<(String, Vec<Db>), RecordError> {
+        let parsed = pier_filter::parse_filter(expr).map_err(|e| filter_error(&e, client))?;
+        let all = self.collections();
+        let mut r = CollectionResolver::new(&all, c, self.dialect(), req, client);
+        let dialect = r.filter_dialect();
+        match pier_filter::compile(&parsed, dialect, &mut r, first) {
+            Ok(compiled) => Ok((
+                compiled.sql,
+                compiled.params.into_iter().map(to_db).collect(),
             )),
+            Err(_) if r.refused_request => Err(RecordError::Forbidden(
+                "Only superusers can filter by @request.".into(),
+            )),
+            Err(e) => Err(filter_error(&e, client)),
+        }
+    }
+
+    /// ` ORDER BY …` for a client's `sort`, or an empty string.
+    fn order_by(
+        &self,
+        c: &Collection,
+        sort: &str,
+        req: &RequestInfo,
+    ) -> Result<String, RecordError> {
+        if sort.trim().is_empty() {
+            return Ok(String::new());
+        }
+        let items = pier_filter::parse_sort(sort).map_err(|e| filter_error(&e, true))?;
+        let all = self.collections();
+        let mut r = CollectionResolver::new(&all, c, self.dialect(), req, true);
+        r.for_sort = true;
+        let dialect = r.filter_dialect();
+        let sql = pier_filter::compile_sort(&items, dialect, &mut r)
+            .map_err(|e| filter_error(&e, true))?;
+        Ok(if sql.is_empty() {
+            String::new()
+        } else {
+            format!(" ORDER BY {sql}")
+        })
+    }
+
+    /// Checks every non-empty rule of a collection definition against its fields.
+    fn validate_rules(&self, c: &Collection) -> Result<(), RecordError> {
+        let req = RequestInfo {
+            auth: Auth::Guest,
+            ..RequestInfo::default()
+        };
+        for (key, rule) in [
+            ("listRule", &c.list_rule),
+            ("viewRule", &c.view_rule),
+            ("createRule", &c.create_rule),
+            ("updateRule", &c.update_rule),
+            ("deleteRule", &c.delete_rule),
+        ] {
+            let Some(expr) = rule.as_deref().map(str::trim).filter(|r| !r.is_empty()) else {
+                continue;
+            };
+            if let Err(e) = self.condition_with(c, expr, &req) {
+                return Err(RecordError::field(
+                    "Failed to save collection.",
+                    key,
+                    "validation_invalid_rule",
+                    &format!("Invalid rule: {e}."),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn condition_with(
+        &self,
+        c: &Collection,
+        expr: &str,
+        req: &RequestInfo,
+    ) -> Result<(), FilterError> {
+        let parsed = pier_filter::parse_filter(expr)?;
+        // The collection may not be in the cache yet (being created): resolve against it
+        // plus every cached one.
+        let mut all = self.collections();
+        all.retain(|o| o.id != c.id);
+        all.push(Arc::new(c.clone()));
+        let mut r = CollectionResolver::new(&all, c, self.dialect(), req, false);
+        let dialect = r.filter_dialect();
+        pier_filter::compile(&parsed, dialect, &mut r, 1).map(|_| ())
+    }
+
+    /// The request as rules see it: loads the caller's own record for `@request.auth.*`.
+    pub async fn request_info(
+        &self,
+        auth: Auth,
+        method: &str,
+        query: Map<String, Value>,
+        headers: Map<String, Value>,
+        body: Map<String, Value>,
+    ) -> RequestInfo {
+        let auth_record = match &auth {
+            Auth::Record { collection_id, id } => match self.collection(collection_id).await {
+                Ok(c) => self.record_for(&c, id, &auth).await.ok(),
+                Err(_) => None,
+            },
+            _ => None,
+        };
+        RequestInfo {
+            auth,
+            auth_record,
+            body,
+            query,
+            headers,
+            method: method.to_owned(),
         }
     }
 
@@ -909,35 +1042,6 @@ impl Engine {
             && matches!(f.name.as_str(), "password" | "tokenKey" | "verified")
     }
 
-    fn order_by(&self, c: &Collection, sort: &str, auth: &Auth) -> Result<String, RecordError> {
-        let mut parts = Vec::new();
-        for item in sort.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let (desc, name) = match item.as_bytes()[0] {
-                b'-' => (true, &item[1..]),
-                b'+' => (false, &item[1..]),
-                _ => (false, item),
-            };
-            let expr = match name {
-                "@random" => "RANDOM()".to_owned(),
-                "@rowid" if self.dialect() == Dialect::Sqlite => "rowid".to_owned(),
-                _ => match c.field(name) {
-                    Some(f) if !f.hidden || auth.is_superuser() => quote(&f.name),
-                    _ => {
-                        return Err(RecordError::BadRequest(format!(
-                            "Invalid sort field `{name}`."
-                        )));
-                    }
-                },
-            };
-            parts.push(if desc { format!("{expr} DESC") } else { expr });
-        }
-        Ok(if parts.is_empty() {
-            String::new()
-        } else {
-            format!(" ORDER BY {}", parts.join(", "))
-        })
-    }
-
     /// One page of records.
     ///
     /// # Errors
@@ -947,38 +1051,53 @@ impl Engine {
         &self,
         c: &Collection,
         q: &ListQuery,
-        auth: &Auth,
+        req: &RequestInfo,
     ) -> Result<ListResult, RecordError> {
-        Self::check_rule(&c.list_rule, auth)?;
+        let auth = &req.auth;
+        let mut conditions = Vec::new();
+        let mut params: Vec<Db> = Vec::new();
+        if let Some((sql, p)) = self.rule_condition(c, &c.list_rule, req, 1)? {
+            conditions.push(sql);
+            params.extend(p);
+        }
         if !q.filter.trim().is_empty() {
-            return Err(RecordError::BadRequest(
-                "Filters are not supported by this version of pier yet.".into(),
-            ));
+            let (sql, p) = self.condition(c, &q.filter, req, true, params.len() + 1)?;
+            conditions.push(sql);
+            params.extend(p);
         }
         let page = q.page.unwrap_or(1).max(1);
         let per_page = match q.per_page.unwrap_or(30) {
             n if n <= 0 => 30,
             n => n.min(1000),
         };
-        let order = self.order_by(c, &q.sort, auth)?;
+        let order = self.order_by(c, &q.sort, req)?;
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conditions.join(" AND "))
+        };
+        let n = params.len();
         let sql = format!(
-            "SELECT {} FROM {}{order} LIMIT $1 OFFSET $2",
+            "SELECT {} FROM {}{filter}{order} LIMIT ${} OFFSET ${}",
             Self::columns(c),
-            quote(&c.name)
+            quote(&c.name),
+            n + 1,
+            n + 2
         );
-        let count_sql = (!q.skip_total).then(|| format!("SELECT COUNT(*) FROM {}", quote(&c.name)));
+        let count_sql =
+            (!q.skip_total).then(|| format!("SELECT COUNT(*) FROM {}{filter}", quote(&c.name)));
         let offset = (page - 1).saturating_mul(per_page);
         let (rows, total) = self
             .store
             .read(move |tx| {
                 Box::pin(async move {
-                    let rows = tx
-                        .query(&sql, &[Db::Integer(per_page), Db::Integer(offset)])
-                        .await?;
                     let total = match count_sql {
-                        Some(s) => tx.query(&s, &[]).await?.scalar().and_then(Db::as_i64),
+                        Some(s) => tx.query(&s, &params).await?.scalar().and_then(Db::as_i64),
                         None => None,
                     };
+                    params.push(Db::Integer(per_page));
+                    params.push(Db::Integer(offset));
+                    let rows = tx.query(&sql, &params).await?;
                     Ok((rows, total))
                 })
             })
@@ -998,6 +1117,37 @@ impl Engine {
             total_pages,
             items,
         })
+    }
+
+    /// One record, if it exists and `rule` lets this request see it.
+    async fn fetch_visible(
+        &self,
+        c: &Collection,
+        id: &str,
+        rule: &Option<String>,
+        req: &RequestInfo,
+    ) -> Result<Option<(Rows, usize)>, RecordError> {
+        let Some((sql, params)) = self.rule_condition(c, rule, req, 2)? else {
+            return self.fetch(c, id).await;
+        };
+        if !ids::is_valid_record_id(id) {
+            return Ok(None);
+        }
+        let mut all = vec![Db::Text(id.to_owned())];
+        all.extend(params);
+        let rows = self
+            .store
+            .query(
+                format!(
+                    "SELECT {} FROM {t} WHERE {t}.{} = $1 AND {sql}",
+                    Self::columns(c),
+                    quote("id"),
+                    t = quote(&c.name)
+                ),
+                all,
+            )
+            .await?;
+        Ok((!rows.is_empty()).then_some((rows, 0)))
     }
 
     async fn fetch(&self, c: &Collection, id: &str) -> Result<Option<(Rows, usize)>, RecordError> {
@@ -1027,10 +1177,13 @@ impl Engine {
         &self,
         c: &Collection,
         id: &str,
-        auth: &Auth,
+        req: &RequestInfo,
     ) -> Result<Map<String, Value>, RecordError> {
-        Self::check_rule(&c.view_rule, auth)?;
-        let (rows, i) = self.fetch(c, id).await?.ok_or(RecordError::NotFound)?;
+        let auth = &req.auth;
+        let (rows, i) = self
+            .fetch_visible(c, id, &c.view_rule, req)
+            .await?
+            .ok_or(RecordError::NotFound)?;
         let row: Vec<Db> = rows.iter().nth(i).map(<[Db]>::to_vec).unwrap_or_default();
         Ok(Self::row_json(c, &rows, &row, auth))
     }
@@ -1079,10 +1232,12 @@ impl Engine {
     pub async fn create(
         &self,
         c: &Collection,
-        body: &Map<String, Value>,
-        auth: &Auth,
+        req: &RequestInfo,
     ) -> Result<Map<String, Value>, RecordError> {
-        Self::check_rule(&c.create_rule, auth)?;
+        let body = &req.body;
+        let auth = &req.auth;
+        // The rule is checked against the new row inside the insert's transaction.
+        let rule = self.rule_condition(c, &c.create_rule, req, 2)?;
         if c.kind == CollectionType::View {
             return Err(RecordError::BadRequest(
                 "View collections are read-only.".into(),
@@ -1178,11 +1333,39 @@ impl Engine {
             Self::columns(c)
         );
         let c_is_auth = c.kind == CollectionType::Auth;
+        let check = rule.map(|(cond, rule_params)| {
+            let t = quote(&c.name);
+            let mut p = vec![Db::Text(id.clone())];
+            p.extend(rule_params);
+            (
+                format!(
+                    "SELECT 1 FROM {t} WHERE {t}.{} = $1 AND {cond}",
+                    quote("id")
+                ),
+                p,
+            )
+        });
         let rows = self
             .store
-            .write(move |tx| Box::pin(async move { tx.query(&sql, &params).await }))
+            .write(move |tx| {
+                Box::pin(async move {
+                    let rows = tx.query(&sql, &params).await?;
+                    if let Some((check_sql, check_params)) = check
+                        && tx.query(&check_sql, &check_params).await?.is_empty()
+                    {
+                        return Err(pier_storage::StorageError::aborted(
+                            pier_core::ErrorKind::Invalid,
+                            CREATE_RULE_FAILED,
+                        ));
+                    }
+                    Ok(rows)
+                })
+            })
             .await
             .map_err(|e| match e.kind() {
+                pier_core::ErrorKind::Invalid if e.to_string() == CREATE_RULE_FAILED => {
+                    RecordError::BadRequest("Failed to create record.".into())
+                }
                 pier_core::ErrorKind::Conflict | pier_core::ErrorKind::Constraint => validation(
                     "Failed to create record.",
                     vec![(
@@ -1212,11 +1395,14 @@ impl Engine {
         &self,
         c: &Collection,
         id: &str,
-        body: &Map<String, Value>,
-        auth: &Auth,
+        req: &RequestInfo,
     ) -> Result<Map<String, Value>, RecordError> {
-        Self::check_rule(&c.update_rule, auth)?;
-        let (rows, i) = self.fetch(c, id).await?.ok_or(RecordError::NotFound)?;
+        let body = &req.body;
+        let auth = &req.auth;
+        let (rows, i) = self
+            .fetch_visible(c, id, &c.update_rule, req)
+            .await?
+            .ok_or(RecordError::NotFound)?;
         let row: Vec<Db> = rows.iter().nth(i).map(<[Db]>::to_vec).unwrap_or_default();
         let current = Self::row_json(c, &rows, &row, &Auth::Superuser { id: String::new() });
         let extra = if c.kind == CollectionType::Auth {
@@ -1309,9 +1495,17 @@ impl Engine {
     ///
     /// # Errors
     /// [`RecordError::Forbidden`], [`RecordError::NotFound`], storage errors.
-    pub async fn delete(&self, c: &Collection, id: &str, auth: &Auth) -> Result<(), RecordError> {
-        Self::check_rule(&c.delete_rule, auth)?;
-        if self.fetch(c, id).await?.is_none() {
+    pub async fn delete(
+        &self,
+        c: &Collection,
+        id: &str,
+        req: &RequestInfo,
+    ) -> Result<(), RecordError> {
+        if self
+            .fetch_visible(c, id, &c.delete_rule, req)
+            .await?
+            .is_none()
+        {
             return Err(RecordError::NotFound);
         }
         let mut statements: Vec<(String, Vec<Db>)> = Vec::new();
@@ -1630,4 +1824,10 @@ impl Engine {
             Auth::Guest
         }
     }
+}
+
+/// A filter error as the API reports it: PocketBase answers any bad filter with the same 400.
+fn filter_error(e: &FilterError, client: bool) -> RecordError {
+    tracing::debug!(error = %e, client, "filter refused");
+    RecordError::BadRequest("Something went wrong while processing your request.".into())
 }

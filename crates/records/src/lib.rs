@@ -13,6 +13,7 @@ mod ids;
 mod limits;
 mod migrations;
 mod model;
+mod query;
 mod schema;
 mod values;
 
@@ -21,3 +22,4 @@ pub use engine::{Engine, ListQuery, ListResult, SUPERUSERS_ID};
 pub use error::RecordError;
 pub use migrations::MIGRATIONS;
 pub use model::{Collection, CollectionType, Field};
+pub use query::RequestInfo;

@@ -73,7 +73,7 @@ mod tests {
             assert_eq!(l.blocked(&keys), None);
             l.fail(&keys);
         }
-        assert!(l.blocked(&keys).is_some_and(|s| s >= 1 && s <= 60));
+        assert!(l.blocked(&keys).is_some_and(|s| (1..=60).contains(&s)));
         // Another identity from the same client still may try, up to the client limit.
         let other = ["id:c:x@y.z".to_owned(), "ip:1.2.3.4".to_owned()];
         assert_eq!(l.blocked(&other), None);

@@ -113,6 +113,8 @@ on_both_engines!(
     tokens_die_with_a_password_change,
     auth_collections_sign_up_sign_in_and_refresh,
     failed_logins_are_rate_limited,
+    filters_select_rows_and_never_leak_hidden_fields,
+    expression_rules_filter_lists_and_hide_records,
 );
 
 async fn collections_are_for_superusers_only(api: Api) {
@@ -678,17 +680,25 @@ async fn bad_input_gets_pocketbase_errors(api: Api) {
         .await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["title"], "x'); DROP TABLE t;--");
-    let (s, _) = api
-        .guest(
-            "GET",
-            "/api/collections/posts/records?filter=title%3D%27x%27",
-            None,
-        )
-        .await;
-    assert_eq!(
-        s, 400,
-        "filters are refused until they are supported, never ignored"
-    );
+    for bad in [
+        "title%3D",
+        "(title%3D%27x%27",
+        "nosuch%3D1",
+        "title%20%3D%3D%201",
+    ] {
+        let (s, b) = api
+            .guest(
+                "GET",
+                &format!("/api/collections/posts/records?filter={bad}"),
+                None,
+            )
+            .await;
+        assert_eq!(s, 400, "{bad} -> {b}");
+        assert_eq!(
+            b["message"],
+            "Something went wrong while processing your request."
+        );
+    }
     let (s, b) = api
         .call(
             "POST",
@@ -946,5 +956,229 @@ async fn failed_logins_are_rate_limited(api: Api) {
     assert!((1..=60).contains(&retry));
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["status"], 429);
+    api.app.stop().await;
+}
+
+async fn filters_select_rows_and_never_leak_hidden_fields(api: Api) {
+    api.posts(json!({"listRule": "", "createRule": ""})).await;
+    for (t, v, tags, secret) in [
+        ("alpha", 1, json!(["a"]), "s1"),
+        ("Beta", 5, json!(["a", "b"]), "s2"),
+        ("gamma", 9, json!([]), "s3"),
+    ] {
+        let (s, _) = api
+            .su(
+                "POST",
+                "/api/collections/posts/records",
+                Some(json!({"title": t, "views": v, "tags": tags, "secret": secret})),
+            )
+            .await;
+        assert_eq!(s, 200);
+    }
+    let titles = |l: &Value| -> Vec<String> {
+        l["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["title"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let q = |f: &str| {
+        format!(
+            "/api/collections/posts/records?sort=title&filter={}",
+            encode(f)
+        )
+    };
+    for (filter, want) in [
+        ("views > 1", vec!["Beta", "gamma"]),
+        ("views >= 5 && views < 9", vec!["Beta"]),
+        ("title = 'alpha' || views = 9", vec!["alpha", "gamma"]),
+        ("title ~ 'AM'", vec!["gamma"]),
+        ("title !~ 'a'", vec![]),
+        ("tags ?= 'b'", vec!["Beta"]),
+        ("tags:length = 0", vec!["gamma"]),
+        ("title = \"x' OR 1=1 --\"", vec![]),
+        ("created <= @now", vec!["Beta", "alpha", "gamma"]),
+    ] {
+        let (s, l) = api.guest("GET", &q(filter), None).await;
+        assert_eq!(s, 200, "{filter} -> {l}");
+        assert_eq!(titles(&l), want, "{filter}");
+        assert_eq!(
+            l["totalItems"].as_i64(),
+            Some(want.len() as i64),
+            "{filter}: totals follow the filter"
+        );
+    }
+    // A hidden field cannot be filtered on by others (no side channel), but can by superusers.
+    let (s, _) = api.guest("GET", &q("secret = 's1'"), None).await;
+    assert_eq!(s, 400);
+    let (s, l) = api.su("GET", &q("secret = 's1'"), None).await;
+    assert_eq!(s, 200);
+    assert_eq!(titles(&l), ["alpha"]);
+    // Clients may not read @request.* through a filter.
+    let (s, b) = api.guest("GET", &q("@request.auth.id = ''"), None).await;
+    assert_eq!(s, 403, "{b}");
+    let (s, l) = api
+        .guest(
+            "GET",
+            "/api/collections/posts/records?sort=-views,title",
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(titles(&l), ["gamma", "Beta", "alpha"]);
+    api.app.stop().await;
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'.' || b == b'_' {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+async fn expression_rules_filter_lists_and_hide_records(api: Api) {
+    // Two users in the default `users` collection, whose rules are `id = @request.auth.id`.
+    let mut tokens = Vec::new();
+    let mut ids = Vec::new();
+    for n in ["one", "two"] {
+        let email = format!("{n}@example.com");
+        let (s, u) = api.guest("POST", "/api/collections/users/records", Some(json!({"email": email, "password": "password123", "passwordConfirm": "password123", "name": n}))).await;
+        assert_eq!(s, 200, "{u}");
+        ids.push(u["id"].as_str().unwrap().to_owned());
+        let (_, a) = api
+            .guest(
+                "POST",
+                "/api/collections/users/auth-with-password",
+                Some(json!({"identity": email, "password": "password123"})),
+            )
+            .await;
+        tokens.push(a["token"].as_str().unwrap().to_owned());
+    }
+    let (s, l) = api
+        .call(
+            "GET",
+            "/api/collections/users/records",
+            None,
+            Some(&tokens[0]),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(l["totalItems"], 1, "a user lists only themself: {l}");
+    assert_eq!(l["items"][0]["id"], ids[0].as_str());
+    let (s, l) = api
+        .guest("GET", "/api/collections/users/records", None)
+        .await;
+    assert_eq!(
+        (s, l["totalItems"].as_i64()),
+        (200, Some(0)),
+        "a guest's list is empty, not refused"
+    );
+    let other = format!("/api/collections/users/records/{}", ids[1]);
+    let (s, _) = api.call("GET", &other, None, Some(&tokens[0])).await;
+    assert_eq!(s, 404, "a record hidden by the view rule is a 404");
+    let (s, _) = api
+        .call(
+            "PATCH",
+            &other,
+            Some(json!({"name": "hacked"})),
+            Some(&tokens[0]),
+        )
+        .await;
+    assert_eq!(s, 404);
+    let (s, _) = api.call("DELETE", &other, None, Some(&tokens[0])).await;
+    assert_eq!(s, 404);
+    let (s, me) = api
+        .call(
+            "PATCH",
+            &format!("/api/collections/users/records/{}", ids[0]),
+            Some(json!({"name": "uno"})),
+            Some(&tokens[0]),
+        )
+        .await;
+    assert_eq!((s, me["name"].as_str()), (200, Some("uno")));
+    let (_, su) = api.su("GET", "/api/collections/users/records", None).await;
+    assert_eq!(su["totalItems"], 2, "superusers see everyone");
+
+    // An owner field checked on create: only for yourself.
+    let (s, c) = api
+        .su(
+            "POST",
+            "/api/collections",
+            Some(json!({
+                "name": "notes",
+                "listRule": "owner = @request.auth.id",
+                "viewRule": "owner = @request.auth.id",
+                "createRule": "@request.auth.id != '' && owner = @request.auth.id",
+                "fields": [
+                    {"name": "owner", "type": "relation", "collectionId": "users", "maxSelect": 1},
+                    {"name": "text", "type": "text"}
+                ]
+            })),
+        )
+        .await;
+    assert_eq!(s, 200, "{c}");
+    let (s, b) = api
+        .call(
+            "POST",
+            "/api/collections/notes/records",
+            Some(json!({"owner": ids[1], "text": "spoof"})),
+            Some(&tokens[0]),
+        )
+        .await;
+    assert_eq!(
+        (s, b["message"].as_str()),
+        (400, Some("Failed to create record.")),
+        "{b}"
+    );
+    let (s, n) = api
+        .call(
+            "POST",
+            "/api/collections/notes/records",
+            Some(json!({"owner": ids[0], "text": "mine"})),
+            Some(&tokens[0]),
+        )
+        .await;
+    assert_eq!(s, 200, "{n}");
+    let (_, l) = api
+        .call(
+            "GET",
+            "/api/collections/notes/records",
+            None,
+            Some(&tokens[1]),
+        )
+        .await;
+    assert_eq!(l["totalItems"], 0);
+    // Relation paths filter for superusers. A path into a collection whose view rule is an
+    // expression (`users` here) is refused for others: pier does not yet apply the target's
+    // rule inside the join, and refusing is the safe side.
+    let path = format!(
+        "/api/collections/notes/records?filter={}",
+        encode("owner.name = 'uno'")
+    );
+    let (s, _) = api.call("GET", &path, None, Some(&tokens[0])).await;
+    assert_eq!(s, 400);
+    let (s, l) = api.su("GET", &path, None).await;
+    assert_eq!((s, l["totalItems"].as_i64()), (200, Some(1)), "{l}");
+    let (_, su) = api.su("GET", "/api/collections/notes/records", None).await;
+    assert_eq!(
+        su["totalItems"], 1,
+        "the refused create left nothing behind"
+    );
+    // A rule naming a missing field is refused when the collection is saved.
+    let (s, b) = api
+        .su(
+            "PATCH",
+            "/api/collections/notes",
+            Some(json!({"listRule": "nosuchfield = 1"})),
+        )
+        .await;
+    assert_eq!(s, 400, "{b}");
+    assert_eq!(b["data"]["listRule"]["code"], "validation_invalid_rule");
     api.app.stop().await;
 }
