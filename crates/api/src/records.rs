@@ -42,6 +42,10 @@ pub(crate) fn router() -> Router<AppState> {
             get(auth_methods),
         )
         .route(
+            "/api/collections/{collection}/impersonate/{id}",
+            post(impersonate),
+        )
+        .route(
             "/api/collections/{collection}/records",
             get(list_records).post(create_record),
         )
@@ -470,4 +474,28 @@ async fn collection_context(
         }
         other => ApiError::from(other),
     })
+}
+
+async fn impersonate(
+    State(state): State<AppState>,
+    Caller(auth): Caller,
+    Path((name, id)): Path<(String, String)>,
+    JsonObject(body): JsonObject,
+) -> Result<Response, ApiError> {
+    let engine = state.engine().await?;
+    let c = engine.collection(&name).await?;
+    let duration = body.get("duration").and_then(Value::as_i64).unwrap_or(0);
+    if duration < 0 {
+        let mut fields = Map::new();
+        fields.insert(
+            "duration".into(),
+            json!({"code": "validation_min_greater_equal_than_required", "message": "Must be no less than 0."}),
+        );
+        return Err(ApiError::from(pier_records::RecordError::Validation {
+            message: "An error occurred while validating the submitted data.".into(),
+            fields,
+        }));
+    }
+    let (token, record) = engine.impersonate(&c, &id, duration, &auth).await?;
+    Ok(ok_json(json!({"token": token, "record": record})))
 }

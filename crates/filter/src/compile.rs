@@ -151,14 +151,17 @@ impl<R: Resolver + ?Sized> Compiler<'_, R> {
     }
 
     fn comparison(&mut self, comparison: &Comparison) -> Result<String, FilterError> {
-        let (left, left_each) = self.operand(&comparison.left, 0)?;
-        let (right, right_each) = self.operand(&comparison.right, 0)?;
-        let quantifier = if left_each || right_each {
-            Quantifier::Each
-        } else {
-            comparison.operator.quantifier
-        };
-        self.compare(left, comparison.operator.comparison, quantifier, right)
+        // As PocketBase does: over a list of values, `?op` holds when any value matches and a
+        // plain `op` when every value does; `:each` only asks for the list's elements (the
+        // resolver decides what a bare multi-value field means).
+        let (left, _) = self.operand(&comparison.left, 0)?;
+        let (right, _) = self.operand(&comparison.right, 0)?;
+        self.compare(
+            left,
+            comparison.operator.comparison,
+            comparison.operator.quantifier,
+            right,
+        )
     }
 
     /// Resolves an operand; the flag is whether `:each` forces every-value semantics.

@@ -256,6 +256,7 @@ impl Engine {
         if self.cached("users").is_none() {
             let owner = "id = @request.auth.id";
             let def = json!({
+                "id": "_pb_users_auth_",
                 "name": "users",
                 "type": "auth",
                 "listRule": owner, "viewRule": owner, "createRule": "",
@@ -379,7 +380,7 @@ impl Engine {
         if !is_valid_name(&name) || (name.starts_with('_') && existing.is_none_or(|e| !e.system)) {
             return Err(bad(
                 "name",
-                "validation_invalid_name",
+                "validation_match_invalid",
                 "Invalid collection name: use letters, digits and _, not starting with _ or a digit.",
             ));
         }
@@ -406,7 +407,7 @@ impl Engine {
             Some(_) => {
                 return Err(bad(
                     "type",
-                    "validation_invalid_type",
+                    "validation_in_invalid",
                     "Must be base, auth or view.",
                 ));
             }
@@ -561,7 +562,25 @@ impl Engine {
         };
         let ts = now();
         Ok(Collection {
-            id: existing.map_or_else(|| format!("pbc_{}", ids::digits(10)), |e| e.id.clone()),
+            id: match (
+                existing,
+                obj.get("id")
+                    .and_then(Value::as_str)
+                    .filter(|i| !i.is_empty()),
+            ) {
+                (Some(e), _) => e.id.clone(),
+                (None, Some(given)) => {
+                    if !is_valid_name(given) || self.cached(given).is_some() {
+                        return Err(bad(
+                            "id",
+                            "validation_invalid_id",
+                            "The id must be unique and use letters, digits and _.",
+                        ));
+                    }
+                    given.to_owned()
+                }
+                (None, None) => format!("pbc_{}", ids::digits(10)),
+            },
             name,
             kind,
             system: existing.is_some_and(|e| e.system),
@@ -576,7 +595,7 @@ impl Engine {
             updated: ts,
             options: match existing {
                 Some(e) => e.options.clone(),
-                None if kind == CollectionType::Auth => auth_options(604_800),
+                None if kind == CollectionType::Auth => auth_options(432_000),
                 None => Map::new(),
             },
         })
@@ -929,6 +948,7 @@ impl Engine {
         body: &Map<String, Value>,
         auth: &Auth,
         current: Option<&str>,
+        errors: &mut Vec<(String, Invalid)>,
     ) -> Result<Vec<(String, Db)>, RecordError> {
         let action = if current.is_some() {
             "Failed to update record."
@@ -958,7 +978,9 @@ impl Engine {
             .and_then(Value::as_str)
             .unwrap_or_default();
         if current.is_none() || body.contains_key("password") {
-            if password != confirm {
+            // A mismatch is reported alone; a missing or short value joins the other fields'
+            // errors, as PocketBase reports them.
+            if !password.is_empty() && !confirm.is_empty() && password != confirm {
                 return Err(mismatch("passwordConfirm"));
             }
             let min = c
@@ -968,29 +990,24 @@ impl Engine {
             #[allow(clippy::cast_precision_loss)]
             let len = password.chars().count() as f64;
             if password.is_empty() {
-                return Err(validation(
-                    action,
-                    vec![(
-                        "password".into(),
-                        Invalid {
-                            params: None,
-                            code: "validation_required",
-                            message: "Missing required value.".into(),
-                        },
-                    )],
+                errors.push((
+                    "password".into(),
+                    values::invalid("validation_required", "Cannot be blank."),
+                ));
+            } else if len < min {
+                errors.push((
+                    "password".into(),
+                    Invalid {
+                        params: Some(json!({"min": min})),
+                        code: "validation_min_text_constraint",
+                        message: format!("Must be at least {min} character(s)."),
+                    },
                 ));
             }
-            if len < min {
-                return Err(validation(
-                    action,
-                    vec![(
-                        "password".into(),
-                        Invalid {
-                            params: None,
-                            code: "validation_min_text_constraint",
-                            message: format!("Must be at least {min} character(s)."),
-                        },
-                    )],
+            if confirm.is_empty() {
+                errors.push((
+                    "passwordConfirm".into(),
+                    values::invalid("validation_required", "Cannot be blank."),
                 ));
             }
             if let Some(hash) = current.filter(|_| !auth.is_superuser()) {
@@ -999,31 +1016,37 @@ impl Engine {
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_owned();
-                let hash = hash.to_owned();
-                let ok = tokio::task::spawn_blocking(move || auth::verify_password(&old, &hash))
-                    .await
-                    .unwrap_or(false);
-                if !ok {
-                    return Err(validation(
-                        action,
-                        vec![(
-                            "oldPassword".into(),
-                            Invalid {
-                                params: None,
-                                code: "validation_invalid_old_password",
-                                message: "Missing or invalid old password.".into(),
-                            },
-                        )],
+                if old.is_empty() {
+                    errors.push((
+                        "oldPassword".into(),
+                        values::invalid("validation_required", "Cannot be blank."),
                     ));
+                } else {
+                    let hash = hash.to_owned();
+                    let ok =
+                        tokio::task::spawn_blocking(move || auth::verify_password(&old, &hash))
+                            .await
+                            .unwrap_or(false);
+                    if !ok {
+                        errors.push((
+                            "oldPassword".into(),
+                            values::invalid(
+                                "validation_invalid_old_password",
+                                "Missing or invalid old password.",
+                            ),
+                        ));
+                    }
                 }
             }
-            let pw = password.to_owned();
-            let hash = tokio::task::spawn_blocking(move || auth::hash_password(&pw))
-                .await
-                .map_err(|e| RecordError::BadRequest(e.to_string()))?
-                .map_err(RecordError::BadRequest)?;
-            out.push(("password".to_owned(), Db::Text(hash)));
-            out.push(("tokenKey".to_owned(), Db::Text(ids::secret(50))));
+            if errors.is_empty() {
+                let pw = password.to_owned();
+                let hash = tokio::task::spawn_blocking(move || auth::hash_password(&pw))
+                    .await
+                    .map_err(|e| RecordError::BadRequest(e.to_string()))?
+                    .map_err(RecordError::BadRequest)?;
+                out.push(("password".to_owned(), Db::Text(hash)));
+                out.push(("tokenKey".to_owned(), Db::Text(ids::secret(50))));
+            }
         }
         match body.get("verified") {
             Some(v) if auth.is_superuser() => out.push((
@@ -1278,7 +1301,7 @@ impl Engine {
         let mut values: Vec<(&Field, Db)> = Vec::new();
         let mut errors = Vec::new();
         let extra = if c.kind == CollectionType::Auth {
-            self.auth_values(c, body, auth, None).await?
+            self.auth_values(c, body, auth, None, &mut errors).await?
         } else {
             Vec::new()
         };
@@ -1405,6 +1428,7 @@ impl Engine {
             .ok_or(RecordError::NotFound)?;
         let row: Vec<Db> = rows.iter().nth(i).map(<[Db]>::to_vec).unwrap_or_default();
         let current = Self::row_json(c, &rows, &row, &Auth::Superuser { id: String::new() });
+        let mut errors = Vec::new();
         let extra = if c.kind == CollectionType::Auth {
             let hash = rows
                 .column_index("password")
@@ -1412,13 +1436,13 @@ impl Engine {
                 .and_then(Db::as_str)
                 .unwrap_or_default()
                 .to_owned();
-            self.auth_values(c, body, auth, Some(&hash)).await?
+            self.auth_values(c, body, auth, Some(&hash), &mut errors)
+                .await?
         } else {
             Vec::new()
         };
         let ts = now();
         let mut sets: Vec<(&Field, Db)> = Vec::new();
-        let mut errors = Vec::new();
         for f in c
             .fields
             .iter()
@@ -1761,6 +1785,57 @@ impl Engine {
             .to_owned();
         let token = Self::issue_token(c, &id, &key)?;
         let record = self.record_for(c, &id, auth).await?;
+        Ok((token, record))
+    }
+
+    /// A superuser's token for another record: not refreshable, valid `duration` seconds (the
+    /// collection's token lifetime when 0).
+    ///
+    /// # Errors
+    /// [`RecordError::Forbidden`] for non-superusers, [`RecordError::NotFound`].
+    pub async fn impersonate(
+        &self,
+        c: &Collection,
+        id: &str,
+        duration: i64,
+        auth: &Auth,
+    ) -> Result<(String, Map<String, Value>), RecordError> {
+        if !auth.is_superuser() {
+            return Err(RecordError::Forbidden(ONLY_SUPERUSERS.into()));
+        }
+        if c.kind != CollectionType::Auth {
+            return Err(RecordError::NotFound);
+        }
+        if !ids::is_valid_record_id(id) {
+            return Err(RecordError::NotFound);
+        }
+        let rows = self
+            .store
+            .query(
+                format!("SELECT \"tokenKey\" FROM {} WHERE id = $1", quote(&c.name)),
+                vec![id.into()],
+            )
+            .await?;
+        let key = rows
+            .scalar()
+            .and_then(Db::as_str)
+            .ok_or(RecordError::NotFound)?
+            .to_owned();
+        let secret = c.token_secret().ok_or(RecordError::NotFound)?;
+        let claims = TokenClaims {
+            collection_id: c.id.clone(),
+            exp: unix_now()
+                + if duration > 0 {
+                    duration
+                } else {
+                    c.token_duration()
+                },
+            id: id.to_owned(),
+            refreshable: false,
+            kind: "auth".into(),
+        };
+        let token = auth::sign(&claims, &format!("{key}{secret}"));
+        let record = self.record_for(c, id, auth).await?;
         Ok((token, record))
     }
 

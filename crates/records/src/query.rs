@@ -245,7 +245,13 @@ impl<'a> CollectionResolver<'a> {
         let f = self.field_of(root, first)?;
         let col = format!("{table}.{}", quote(&f.name));
         if ident.path.len() == 1 {
-            return Ok(if f.is_multi() {
+            // As in PocketBase, a bare multi-value field compares as its JSON text
+            // (`tags ~ "a"`); `:each` and `:length` work on its elements.
+            let elementwise = matches!(
+                ident.modifier,
+                Some(pier_filter::Modifier::Each | pier_filter::Modifier::Length)
+            );
+            return Ok(if f.is_multi() && elementwise {
                 Resolved::json_array(col, ValueKind::Text)
             } else {
                 Resolved::column(col, Self::kind(f))

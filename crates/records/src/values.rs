@@ -178,9 +178,9 @@ pub(crate) fn coerce(field: &Field, input: Option<&Value>) -> Result<Db, Invalid
             if field.kind == "select" {
                 let allowed = field.values();
                 if let Some(bad) = list.iter().find(|x| !allowed.contains(x)) {
-                    return Err(invalid(
-                        "validation_invalid_value",
-                        format!("Invalid value {bad}."),
+                    return Err(with_params(
+                        invalid("validation_invalid_value", format!("Invalid value {bad}.")),
+                        serde_json::json!({"value": bad}),
                     ));
                 }
             }
@@ -209,9 +209,9 @@ pub(crate) fn coerce(field: &Field, input: Option<&Value>) -> Result<Db, Invalid
                         return Err(invalid("validation_invalid_url", "Must be a valid url."));
                     }
                     "select" if !field.values().contains(&s) => {
-                        return Err(invalid(
-                            "validation_invalid_value",
-                            format!("Invalid value {s}."),
+                        return Err(with_params(
+                            invalid("validation_invalid_value", format!("Invalid value {s}.")),
+                            serde_json::json!({"value": s}),
                         ));
                     }
                     "text" | "editor" => {
