@@ -291,7 +291,8 @@ async fn list_records(
     let engine = state.engine().await?;
     let c = collection_context(&engine, &name).await?;
     let req = ctx.info(&engine, auth, Map::new()).await;
-    let result = engine.list(&c, &list_query(&q)?, &req).await?;
+    let mut result = engine.list(&c, &list_query(&q)?, &req).await?;
+    shape(&engine, &c, &mut result.items, &q, &req).await?;
     Ok(ok_json(result.to_json()))
 }
 
@@ -299,38 +300,44 @@ async fn view_record(
     State(state): State<AppState>,
     Caller(auth): Caller,
     Path((name, id)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
     ctx: RequestContext,
 ) -> Result<Response, ApiError> {
     let engine = state.engine().await?;
     let c = collection_context(&engine, &name).await?;
     let req = ctx.info(&engine, auth, Map::new()).await;
-    Ok(ok_json(Value::Object(engine.view(&c, &id, &req).await?)))
+    let record = engine.view(&c, &id, &req).await?;
+    one(&engine, &c, record, &q, &req).await
 }
 
 async fn create_record(
     State(state): State<AppState>,
     Caller(auth): Caller,
     Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
     ctx: RequestContext,
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
     let engine = state.engine().await?;
     let c = collection_context(&engine, &name).await?;
     let req = ctx.info(&engine, auth, body).await;
-    Ok(ok_json(Value::Object(engine.create(&c, &req).await?)))
+    let record = engine.create(&c, &req).await?;
+    one(&engine, &c, record, &q, &req).await
 }
 
 async fn update_record(
     State(state): State<AppState>,
     Caller(auth): Caller,
     Path((name, id)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
     ctx: RequestContext,
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
     let engine = state.engine().await?;
     let c = collection_context(&engine, &name).await?;
     let req = ctx.info(&engine, auth, body).await;
-    Ok(ok_json(Value::Object(engine.update(&c, &id, &req).await?)))
+    let record = engine.update(&c, &id, &req).await?;
+    one(&engine, &c, record, &q, &req).await
 }
 
 async fn delete_record(
@@ -498,4 +505,36 @@ async fn impersonate(
     }
     let (token, record) = engine.impersonate(&c, &id, duration, &auth).await?;
     Ok(ok_json(json!({"token": token, "record": record})))
+}
+
+/// Applies `expand` and `fields` from the query string.
+async fn shape(
+    engine: &pier_records::Engine,
+    c: &pier_records::Collection,
+    items: &mut [Map<String, Value>],
+    q: &HashMap<String, String>,
+    req: &pier_records::RequestInfo,
+) -> Result<(), ApiError> {
+    if let Some(expand) = q.get("expand").filter(|e| !e.trim().is_empty()) {
+        engine.expand(c, items, expand, req).await?;
+    }
+    if let Some(fields) = q.get("fields").filter(|f| !f.trim().is_empty()) {
+        for item in items.iter_mut() {
+            pier_records::project(item, fields);
+        }
+    }
+    Ok(())
+}
+
+async fn one(
+    engine: &pier_records::Engine,
+    c: &pier_records::Collection,
+    record: Map<String, Value>,
+    q: &HashMap<String, String>,
+    req: &pier_records::RequestInfo,
+) -> Result<Response, ApiError> {
+    let mut items = [record];
+    shape(engine, c, &mut items, q, req).await?;
+    let [record] = items;
+    Ok(ok_json(Value::Object(record)))
 }

@@ -18,7 +18,7 @@ mod schema;
 mod values;
 
 pub use auth::{Auth, TokenClaims};
-pub use engine::{Engine, ListQuery, ListResult, SUPERUSERS_ID};
+pub use engine::{Engine, ListQuery, ListResult, SUPERUSERS_ID, project};
 pub use error::RecordError;
 pub use migrations::MIGRATIONS;
 pub use model::{Collection, CollectionType, Field};

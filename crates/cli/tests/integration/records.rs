@@ -115,6 +115,7 @@ on_both_engines!(
     failed_logins_are_rate_limited,
     filters_select_rows_and_never_leak_hidden_fields,
     expression_rules_filter_lists_and_hide_records,
+    expand_and_fields_shape_the_response,
 );
 
 async fn collections_are_for_superusers_only(api: Api) {
@@ -1193,4 +1194,126 @@ async fn expression_rules_filter_lists_and_hide_records(api: Api) {
     assert_eq!(s, 400, "{b}");
     assert_eq!(b["data"]["listRule"]["code"], "validation_invalid_rule");
     api.app.stop().await;
+}
+
+async fn expand_and_fields_shape_the_response(owned: Api) {
+    let api = &owned;
+    let (_, cats) = api
+        .su(
+            "POST",
+            "/api/collections",
+            Some(
+                json!({"name": "cats", "listRule": "", "viewRule": "", "createRule": "",
+            "fields": [{"name": "name", "type": "text"}]}),
+            ),
+        )
+        .await;
+    let (_, secret) = api
+        .su(
+            "POST",
+            "/api/collections",
+            Some(json!({"name": "vault", "createRule": "",
+            "fields": [{"name": "name", "type": "text"}]})),
+        )
+        .await;
+    let (s, b) = api
+        .su("POST", "/api/collections", Some(json!({"name": "items", "listRule": "", "viewRule": "", "createRule": "",
+            "fields": [
+                {"name": "name", "type": "text"},
+                {"name": "note", "type": "editor"},
+                {"name": "cat", "type": "relation", "collectionId": cats["id"], "maxSelect": 1},
+                {"name": "cats", "type": "relation", "collectionId": cats["id"], "maxSelect": 5},
+                {"name": "locked", "type": "relation", "collectionId": secret["id"], "maxSelect": 1}
+            ]})))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let mk = |c: &'static str, body: Value| async move {
+        api.su("POST", &format!("/api/collections/{c}/records"), Some(body))
+            .await
+            .1
+    };
+    let fruit = mk("cats", json!({"name": "Fruit"})).await;
+    let veg = mk("cats", json!({"name": "Veg"})).await;
+    let gold = mk("vault", json!({"name": "gold"})).await;
+    let item = mk(
+        "items",
+        json!({"name": "apple", "note": "<p>Lorem <i>ipsum</i> dolor sit amet</p>",
+        "cat": fruit["id"], "cats": [veg["id"], fruit["id"]], "locked": gold["id"]}),
+    )
+    .await;
+    let bare = mk("items", json!({"name": "bare"})).await;
+    let path = format!(
+        "/api/collections/items/records/{}",
+        item["id"].as_str().unwrap()
+    );
+    let (s, r) = api
+        .guest(
+            "GET",
+            &format!("{path}?expand=cat,cats,locked,nosuch,items_via_cat"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["expand"]["cat"]["name"], "Fruit");
+    let names: Vec<&str> = r["expand"]["cats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["Veg", "Fruit"],
+        "multi relations keep the stored order"
+    );
+    assert!(
+        r["expand"].get("locked").is_none(),
+        "a guest may not view the vault"
+    );
+    assert!(r["expand"].get("nosuch").is_none());
+    // Back-relations and nesting, from the category's side.
+    let (_, c) = api
+        .guest(
+            "GET",
+            &format!(
+                "/api/collections/cats/records/{}?expand=items_via_cat.cats",
+                fruit["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    let back = c["expand"]["items_via_cat"].as_array().unwrap();
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0]["name"], "apple");
+    assert_eq!(back[0]["expand"]["cats"].as_array().unwrap().len(), 2);
+    let (_, su) = api.su("GET", &format!("{path}?expand=locked"), None).await;
+    assert_eq!(su["expand"]["locked"]["name"], "gold");
+    // Lists expand too; an empty relation gets no expand entry.
+    let (_, l) = api
+        .guest(
+            "GET",
+            "/api/collections/items/records?sort=name&expand=cat",
+            None,
+        )
+        .await;
+    assert_eq!(l["items"][0]["expand"]["cat"]["name"], "Fruit");
+    assert!(l["items"][1].get("expand").is_none(), "{}", l["items"][1]);
+    assert_eq!(l["items"][1]["id"], bare["id"]);
+    // fields projects, into expand as well, with :excerpt.
+    let (_, p) = api
+        .guest(
+            "GET",
+            &format!("{path}?expand=cat&fields=id,note:excerpt(10,true),expand.cat.name"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        p,
+        json!({"id": item["id"], "note": "Lorem ipsu...", "expand": {"cat": {"name": "Fruit"}}})
+    );
+    let (_, p) = api
+        .guest("GET", &format!("{path}?fields=name,note:excerpt(5)"), None)
+        .await;
+    assert_eq!(p, json!({"name": "apple", "note": "Lorem"}));
+    owned.app.stop().await;
 }
