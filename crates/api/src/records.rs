@@ -20,6 +20,10 @@ pub(crate) fn router() -> Router<AppState> {
             get(list_collections).post(create_collection),
         )
         .route(
+            "/api/collections/import",
+            axum::routing::put(import_collections),
+        )
+        .route(
             "/api/collections/{collection}",
             get(view_collection)
                 .patch(update_collection)
@@ -537,4 +541,27 @@ async fn one(
     shape(engine, c, &mut items, q, req).await?;
     let [record] = items;
     Ok(ok_json(Value::Object(record)))
+}
+
+async fn import_collections(
+    State(state): State<AppState>,
+    Caller(auth): Caller,
+    JsonObject(body): JsonObject,
+) -> Result<Response, ApiError> {
+    require_superuser(&auth)?;
+    let list = body
+        .get("collections")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let delete_missing = body
+        .get("deleteMissing")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    state
+        .engine()
+        .await?
+        .import_collections(&list, delete_missing)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

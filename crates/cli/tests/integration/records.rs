@@ -116,6 +116,7 @@ on_both_engines!(
     filters_select_rows_and_never_leak_hidden_fields,
     expression_rules_filter_lists_and_hide_records,
     expand_and_fields_shape_the_response,
+    collections_import_creates_updates_and_validates,
 );
 
 async fn collections_are_for_superusers_only(api: Api) {
@@ -1316,4 +1317,69 @@ async fn expand_and_fields_shape_the_response(owned: Api) {
         .await;
     assert_eq!(p, json!({"name": "apple", "note": "Lorem"}));
     owned.app.stop().await;
+}
+
+async fn collections_import_creates_updates_and_validates(api: Api) {
+    let body = json!({"collections": [
+        {"name": "imp1", "type": "base", "listRule": "", "fields": [{"name": "title", "type": "text", "required": true}]},
+        {"name": "imp2", "type": "base", "fields": []}
+    ], "deleteMissing": false});
+    let (s, b) = api.su("PUT", "/api/collections/import", Some(body)).await;
+    assert_eq!(s, 204, "{b}");
+    let (_, c) = api.su("GET", "/api/collections/imp1", None).await;
+    let names: Vec<&str> = c["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["id", "title"]);
+    let mut fields = c["fields"].as_array().unwrap().clone();
+    fields.push(json!({"name": "flag", "type": "bool"}));
+    let (s, _) = api
+        .su(
+            "PUT",
+            "/api/collections/import",
+            Some(json!({"collections": [{"id": c["id"], "name": "imp1", "fields": fields}]})),
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (_, after) = api.su("GET", "/api/collections/imp1", None).await;
+    assert_eq!(after["id"], c["id"]);
+    assert_eq!(after["fields"].as_array().unwrap().len(), 3);
+    let (s, b) = api
+        .su(
+            "PUT",
+            "/api/collections/import",
+            Some(json!({"collections": [{"name": "", "type": "base"}]})),
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert_eq!(b["message"], "Failed to import collections.");
+    assert_eq!(
+        b["data"]["collections"]["code"],
+        "validation_collections_import_failure"
+    );
+    let (s, _) = api
+        .guest(
+            "PUT",
+            "/api/collections/import",
+            Some(json!({"collections": []})),
+        )
+        .await;
+    assert_eq!(s, 401);
+    // deleteMissing drops what the payload leaves out, never system collections.
+    let (s, _) = api
+        .su(
+            "PUT",
+            "/api/collections/import",
+            Some(json!({"collections": [{"name": "imp2"}], "deleteMissing": true})),
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (s, _) = api.su("GET", "/api/collections/imp1", None).await;
+    assert_eq!(s, 404);
+    let (s, _) = api.su("GET", "/api/collections/_superusers", None).await;
+    assert_eq!(s, 200);
+    api.app.stop().await;
 }
