@@ -61,7 +61,12 @@ impl ListResult {
 struct Cache {
     by_name: HashMap<String, Arc<Collection>>,
     by_id: HashMap<String, Arc<Collection>>,
+    loaded_at: Option<std::time::Instant>,
 }
+
+/// How stale the collection cache may get when other processes share the database
+/// (PostgreSQL): their schema and rule changes are seen within this delay.
+const SHARED_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The records engine. Cheap to share behind an `Arc`.
 pub struct Engine {
@@ -309,10 +314,20 @@ impl Engine {
                 Err(error) => tracing::error!(%error, "unreadable collection definition skipped"),
             }
         }
+        cache.loaded_at = Some(std::time::Instant::now());
         if let Ok(mut c) = self.cache.write() {
             *c = cache;
         }
         Ok(())
+    }
+
+    /// True when another process may have changed the collections since the last load. SQLite
+    /// is held by one process, whose own changes reload the cache, so it never goes stale.
+    fn cache_is_stale(&self) -> bool {
+        self.cache
+            .read()
+            .map(|c| c.loaded_at.is_none_or(|t| t.elapsed() > SHARED_CACHE_TTL))
+            .unwrap_or(true)
     }
 
     fn cached(&self, id_or_name: &str) -> Option<Arc<Collection>> {
@@ -330,6 +345,9 @@ impl Engine {
     /// # Errors
     /// [`RecordError::NotFound`].
     pub async fn collection(&self, id_or_name: &str) -> Result<Arc<Collection>, RecordError> {
+        if self.dialect() == Dialect::Postgres && self.cache_is_stale() {
+            self.reload().await?;
+        }
         if let Some(c) = self.cached(id_or_name) {
             return Ok(c);
         }

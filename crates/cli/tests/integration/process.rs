@@ -181,3 +181,95 @@ fn two_backends_share_one_postgres_database() {
     assert_eq!(a.signal_and_wait("TERM"), Some(0));
     assert_eq!(b.signal_and_wait("TERM"), Some(0));
 }
+
+#[test]
+fn records_written_through_one_backend_are_read_through_another() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = rt.block_on(pier_pgtest::database());
+    let dir = tempfile::tempdir().unwrap();
+    let with_db = |cmd: &mut std::process::Command| {
+        for (k, v) in db.env() {
+            cmd.env(k, v);
+        }
+    };
+    let mut up = pier(dir.path());
+    up.args([
+        "superuser",
+        "upsert",
+        "admin@example.com",
+        "AdminPass123!",
+        "--dir",
+        "su",
+    ]);
+    with_db(&mut up);
+    let out = run(&mut up);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let start = |name: &str| {
+        let mut cmd = pier(dir.path());
+        cmd.args(["backend", "--http", "127.0.0.1:0", "--dir", name]);
+        with_db(&mut cmd);
+        Server::start(cmd)
+    };
+    let mut a = start("a");
+    let mut b = start("b");
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let auth: serde_json::Value = client
+            .post(format!("{}/api/collections/_superusers/auth-with-password", a.base_url))
+            .json(&serde_json::json!({"identity": "admin@example.com", "password": "AdminPass123!"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = auth["token"].as_str().unwrap().to_owned();
+        let res = client
+            .post(format!("{}/api/collections", a.base_url))
+            .header("authorization", &token)
+            .json(&serde_json::json!({"name": "shared", "listRule": "", "viewRule": "", "createRule": "",
+                "fields": [{"name": "title", "type": "text"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let created: serde_json::Value = client
+            .post(format!("{}/api/collections/shared/records", a.base_url))
+            .json(&serde_json::json!({"title": "from a"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = created["id"].as_str().unwrap();
+        // Backend b never saw the collection being made; it finds it and the record.
+        let seen: serde_json::Value = client
+            .get(format!("{}/api/collections/shared/records/{id}", b.base_url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(seen["title"], "from a");
+        // A rule changed through a, then honoured by b (within the cache delay).
+        let res = client
+            .patch(format!("{}/api/collections/shared", a.base_url))
+            .header("authorization", &token)
+            .json(&serde_json::json!({"viewRule": null}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let res = client
+            .get(format!("{}/api/collections/shared/records/{id}", b.base_url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 403);
+    });
+    assert_eq!(a.signal_and_wait("TERM"), Some(0));
+    assert_eq!(b.signal_and_wait("TERM"), Some(0));
+}
