@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
+from urllib.parse import quote
 
 sys.dont_write_bytecode = True  # no __pycache__ in bench/
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -51,6 +52,7 @@ class Config:
     client_cpu: int
     ready_timeout: int
     keep_logs: bool
+    records_seed: int  # records seeded by the records suite
 
 
 def load_config() -> Config:
@@ -65,6 +67,7 @@ def load_config() -> Config:
         client_cpu=bl.env_int("BENCH_CLIENT_CPU", 1, 0, 4095),
         ready_timeout=bl.env_int("BENCH_READY_TIMEOUT", 30, 1, 600),
         keep_logs=os.environ.get("BENCH_KEEP_LOGS", "") in ("1", "true", "yes"),
+        records_seed=records_seed_count(),
     )
 
 
@@ -78,17 +81,30 @@ def make_targets() -> tuple[dict[str, bl.Target], dict[str, str]]:
     def pier_argv(port: int, data_dir: Path) -> list[str]:
         return [str(pier_bin), "serve", "--http", f"{bl.HOST}:{port}", "--dir", str(data_dir)]
 
+    def pb_dirs(data_dir: Path) -> list[str]:
+        # The pip build of PocketBase defaults pb_migrations/pb_hooks to the current
+        # directory (the repo), and with --automigrate (default) creating a collection
+        # through the API writes a migration file there: keep both in the data dir.
+        return ["--dir", str(data_dir), "--migrationsDir", str(data_dir / "pb_migrations"),
+                "--hooksDir", str(data_dir / "pb_hooks")]
+
     def pb_argv(port: int, data_dir: Path) -> list[str]:
-        return [str(pb_bin), "serve", "--http", f"{bl.HOST}:{port}", "--dir", str(data_dir)]
+        return [str(pb_bin), "serve", "--http", f"{bl.HOST}:{port}", *pb_dirs(data_dir)]
+
+    def pier_cli(args: Sequence[str], data_dir: Path) -> list[str]:
+        return [str(pier_bin), *args, "--dir", str(data_dir)]
+
+    def pb_cli(args: Sequence[str], data_dir: Path) -> list[str]:
+        return [str(pb_bin), *args, *pb_dirs(data_dir)]
 
     targets = {
         # Default configuration: request logging on (whatever the caller's env said).
-        PIER: bl.Target(PIER, "pier", pier_argv, "/readyz", {"PIER_LOG__REQUESTS": None}, pier_bin),
+        PIER: bl.Target(PIER, "pier", pier_argv, "/readyz", {"PIER_LOG__REQUESTS": None}, pier_bin, pier_cli),
         PIER_NOLOG: bl.Target(
             PIER_NOLOG, "pier (no req log)", pier_argv, "/readyz",
-            {"PIER_LOG__REQUESTS": "false"}, pier_bin,
+            {"PIER_LOG__REQUESTS": "false"}, pier_bin, pier_cli,
         ),
-        POCKETBASE: bl.Target(POCKETBASE, "PocketBase", pb_argv, "/api/health", {}, pb_bin),
+        POCKETBASE: bl.Target(POCKETBASE, "PocketBase", pb_argv, "/api/health", {}, pb_bin, pb_cli),
     }
     skipped: dict[str, str] = {}
     if os.environ.get("BENCH_SKIP_PIER"):
@@ -104,20 +120,63 @@ def make_targets() -> tuple[dict[str, bl.Target], dict[str, str]]:
     return targets, skipped
 
 
-@dataclass
-class Scenario:
-    """What wrk requests. ``setup(server)`` may seed data before the warm-up."""
+class TargetUnavailable(Exception):
+    """A target cannot take part in a scenario (its binary lacks a command the
+    setup needs, or the setup failed): it is left out there, the others go on.
+    ``missing_feature``: the binary predates what the scenario needs (a skip,
+    not a failure of the suite)."""
 
+    def __init__(self, msg: str, missing_feature: bool = False) -> None:
+        super().__init__(msg)
+        self.missing_feature = missing_feature
+
+
+@dataclass
+class Load:
+    """One wrk load: the URL path, optionally a Lua script and its arguments.
+
+    ``script_args(info)`` builds the script's arguments from what the
+    scenario's setup returned for that server (e.g. a file of its record ids).
+    ``probe(server, info)`` -> (status, body) is one request like the load's,
+    sent before it to check that it answers 200; the default is GET ``path``.
+    """
+
+    name: str
     path: str
     script: Path | None = None
-    script_args: Sequence[str] = ()
-    setup: Callable[[bl.Server], None] | None = None
+    script_args: Callable[[dict], Sequence[str]] | Sequence[str] = ()
+    probe: Callable[[bl.Server, dict], tuple[int, object]] | None = None
+    timeout_s: int | None = None  # wrk --timeout (its default: 2 s)
     description: str = ""
 
+    def args_for(self, info: dict) -> list[str]:
+        return list(self.script_args(info) if callable(self.script_args) else self.script_args)
 
-SCENARIOS = {
-    "health": Scenario("/api/health", description="GET /api/health"),
-}
+
+@dataclass
+class Scenario:
+    """What wrk requests, against servers started once for the scenario.
+
+    ``prepare(target, server)`` runs before a server starts (its data dir
+    exists): e.g. create a superuser with the server's CLI. ``setup(server)``
+    runs once it is ready, before any load: seed data; what it returns (a
+    dict) is that server's ``info``, passed to the loads. Then each of
+    ``loads`` (or, if empty, the single load ``path``/``script``) is measured
+    in turn, interleaved across the servers, with a warm-up each.
+    """
+
+    path: str = ""
+    script: Path | None = None
+    script_args: Sequence[str] = ()
+    setup: Callable[[bl.Server], dict | None] | None = None
+    description: str = ""
+    prepare: Callable[[bl.Target, bl.Server], None] | None = None
+    loads: Sequence[Load] = ()
+
+    def all_loads(self, name: str) -> list[Load]:
+        if self.loads:
+            return list(self.loads)
+        return [Load(name, self.path, self.script, self.script_args, description=self.description)]
 
 
 # --------------------------------------------------------------------------
@@ -136,77 +195,271 @@ class Ctx:
     results: dict = field(default_factory=dict)
     main_rows: list[list[str]] = field(default_factory=list)
     tables: list[tuple[str, list[str], list[list[str]]]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    _throughput: dict[str, dict] = field(default_factory=dict)
+    # scenario -> target -> why it could not take part (on top of ``skipped``)
+    scenario_skipped: dict[str, dict[str, str]] = field(default_factory=dict)
+    # scenario -> target -> what its setup returned
+    setup_info: dict[str, dict[str, dict]] = field(default_factory=dict)
+    setup_failures: list[str] = field(default_factory=list)  # targets left out by a failed setup
+    _measured: dict[str, dict[str, dict[str, dict]]] = field(default_factory=dict)
 
     def available(self, names: Sequence[str]) -> list[str]:
         return [n for n in names if n not in self.skipped]
+
+    def skip_reason(self, name: str, scenario: str | None = None) -> str | None:
+        return self.skipped.get(name) or (self.scenario_skipped.get(scenario, {}).get(name) if scenario else None)
 
     def warn(self, msg: str) -> None:
         self.warnings.append(msg)
         bl.log(f"WARNING: {msg}")
 
+    def _left_out(self, scenario: str, name: str, e: TargetUnavailable) -> None:
+        self.scenario_skipped.setdefault(scenario, {})[name] = str(e)
+        if not e.missing_feature:
+            self.setup_failures.append(f"{name} in {scenario}: {e}")
+        self.warn(f"{name}: left out of {scenario}: {e}")
+
     def throughput(self, scenario_name: str) -> dict[str, dict]:
-        """Run (once) the scenario's wrk measurement for every target any
-        selected suite needs; returns name -> {"wrk": [...], "summary": {...}, ...}."""
-        if scenario_name in self._throughput:
-            return self._throughput[scenario_name]
+        """A single-load scenario's measurement: name -> {"probe_status", the
+        wrk summary (see bl.summarize_wrk), "rss_after_kib", "log_bytes", ...}."""
+        res = self.measure(scenario_name)
+        (only,) = res.values()
+        return only
+
+    def measure(self, scenario_name: str) -> dict[str, dict[str, dict]]:
+        """Run (once) the scenario's loads for every target any selected suite
+        needs; returns load name -> target name -> results of that load."""
+        if scenario_name in self._measured:
+            return self._measured[scenario_name]
         sc = SCENARIOS[scenario_name]
+        loads = sc.all_loads(scenario_name)
         names = self.available(self.needs.get(scenario_name, []))
         cfg = self.cfg
-        out: dict[str, dict] = {}
+        out: dict[str, dict[str, dict]] = {ld.name: {} for ld in loads}
+        self._measured[scenario_name] = out  # filled as it goes: an interrupted run keeps what it has
+        info = self.setup_info.setdefault(scenario_name, {})
         if not names:
-            self._throughput[scenario_name] = out
             return out
         bl.log(
             f"{sc.description or scenario_name}: {', '.join(names)}; "
-            f"{cfg.runs} x {cfg.seconds}s interleaved, "
+            f"{len(loads)} load(s), each {cfg.runs} x {cfg.seconds}s interleaved, "
             f"wrk -t{cfg.threads} -c{cfg.connections} --latency"
         )
         servers: dict[str, bl.Server] = {}
-        log_size0: dict[str, int] = {}
         try:
             for n in names:
-                srv, _ = bl.start_server(
-                    self.targets[n], cpu=cfg.server_cpu,
-                    log_path=self.logs_dir / f"{scenario_name}-{n}.log",
-                    ready_timeout=cfg.ready_timeout,
-                )
+                target = self.targets[n]
+                before = (lambda srv, t=target: sc.prepare(t, srv)) if sc.prepare else None
+                try:
+                    srv, _ = bl.start_server(
+                        target, cpu=cfg.server_cpu, log_path=self.logs_dir / f"{scenario_name}-{n}.log",
+                        ready_timeout=cfg.ready_timeout, before_start=before,
+                    )
+                except TargetUnavailable as e:
+                    self._left_out(scenario_name, n, e)
+                    continue
                 servers[n] = srv
                 if sc.setup:
-                    sc.setup(srv)
-                status, body = bl.http_get(srv.port, sc.path)
-                out[n] = {"probe_status": status, "probe_body": body.decode(errors="replace")[:500]}
-                if status != 200:
-                    self.warn(f"{n}: GET {sc.path} answered {status} before the load; numbers are of an error path")
-            log_size0 = {n: srv.log_path.stat().st_size for n, srv in servers.items()}
-            res = bl.measure_throughput(
-                servers, path=sc.path, cpu=cfg.client_cpu, runs=cfg.runs, seconds=cfg.seconds,
-                warmup_seconds=cfg.warmup_seconds, script=sc.script, script_args=sc.script_args,
-                threads=cfg.threads, connections=cfg.connections,
-            )
-            for n, srv in servers.items():
-                summ = bl.summarize_wrk(res[n])
-                out[n].update(summ)
-                out[n]["rss_after_kib"] = srv.rss_kib()
-                out[n]["hwm_kib"] = srv.hwm_kib()
-                busy = summ.get("core_other_pct_max")
-                if busy is not None and busy > 15:
-                    self.warn(f"{n}: during a {scenario_name} run, CPU {cfg.server_cpu} was {busy:.0f}% busy "
-                              "with something other than the server: that run is noisy (another build?)")
-                if summ["errors_total"]:
-                    self.warn(f"{n}: {summ['errors_total']} wrk errors (non-2xx/3xx or socket) during {scenario_name}")
+                    try:
+                        info[n] = sc.setup(srv) or {}
+                    except TargetUnavailable as e:
+                        srv.stop()
+                        del servers[n]
+                        self._left_out(scenario_name, n, e)
+                        continue
+                else:
+                    info[n] = {}
+            for ld in loads:
+                if not servers:
+                    break
+                if len(loads) > 1:
+                    bl.log(f"{scenario_name}: {ld.description or ld.name}")
+                for n, srv in servers.items():
+                    if ld.probe:
+                        status, body = ld.probe(srv, info[n])
+                    else:
+                        status, body = bl.http_get(srv.port, ld.path)
+                    if isinstance(body, bytes):
+                        body = body.decode(errors="replace")
+                    elif not isinstance(body, str):
+                        body = json.dumps(body)
+                    out[ld.name][n] = {"path": ld.path, "probe_status": status, "probe_body": body[:500]}
+                    if status != 200:
+                        self.warn(f"{n}: the {ld.name} request answered {status} before the load "
+                                  f"({body[:200]}); numbers are of an error path")
+                log_size0 = {n: srv.log_path.stat().st_size for n, srv in servers.items()}
+                res = bl.measure_throughput(
+                    servers, path=ld.path, cpu=cfg.client_cpu, runs=cfg.runs, seconds=cfg.seconds,
+                    warmup_seconds=cfg.warmup_seconds, script=ld.script,
+                    script_args={n: ld.args_for(info[n]) for n in servers},
+                    threads=cfg.threads, connections=cfg.connections, timeout_s=ld.timeout_s,
+                )
+                for n, srv in servers.items():
+                    summ = bl.summarize_wrk(res[n])
+                    o = out[ld.name][n]
+                    o.update(summ)
+                    o["rss_after_kib"] = srv.rss_kib()
+                    o["hwm_kib"] = srv.hwm_kib()
+                    o["log_bytes"] = srv.log_path.stat().st_size - log_size0[n]  # warm-up and timed runs
+                    busy = summ.get("core_other_pct_max")
+                    if busy is not None and busy > 15:
+                        self.warn(f"{n}: during a {ld.name} run, CPU {cfg.server_cpu} was {busy:.0f}% busy "
+                                  "with something other than the server: that run is noisy (another build?)")
+                    if summ["errors_total"]:
+                        self.warn(f"{n}: {summ['errors_total']} wrk errors (non-2xx/3xx or socket) during {ld.name}")
         finally:
             for srv in servers.values():
                 srv.stop()
-        for n in names:
-            try:  # written during the warm-up and timed runs
-                size = (self.logs_dir / f"{scenario_name}-{n}.log").stat().st_size
-                out[n]["log_bytes"] = size - log_size0[n]
-            except (OSError, KeyError):
-                pass
-        self._throughput[scenario_name] = out
         return out
+
+
+# --------------------------------------------------------------------------
+# Records scenario: a `posts` collection with seeded records, on each server
+# --------------------------------------------------------------------------
+
+LUA_DIR = bl.BENCH_DIR / "lua"
+RECORDS_COLLECTION = "posts"
+RECORDS_PATH = f"/api/collections/{RECORDS_COLLECTION}/records"
+RECORDS_SUPERUSER = ("bench@example.com", "bench-password-1234")
+RECORDS_IDS_SAMPLE = 100  # ids the GET-one load cycles through
+RECORDS_SEED_WORKERS = 16  # concurrent seeding connections
+RECORDS_WRK_TIMEOUT_S = 30  # wrk --timeout for every records load (PocketBase's sorted list is slow)
+_FILLER = "lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor. " * 4
+
+
+def records_seed_count() -> int:
+    return bl.env_int("BENCH_RECORDS_SEED", 10_000, 100, 1_000_000)
+
+
+def records_collection_body() -> dict:
+    """The same collection for both servers, in PocketBase's shape."""
+    return {
+        "name": RECORDS_COLLECTION,
+        "type": "base",
+        "listRule": "",
+        "viewRule": "",
+        "createRule": "",
+        "fields": [
+            {"name": "title", "type": "text", "required": True},
+            {"name": "body", "type": "text"},
+            {"name": "views", "type": "number"},
+            {"name": "created", "type": "autodate", "onCreate": True},
+            {"name": "updated", "type": "autodate", "onCreate": True, "onUpdate": True},
+        ],
+    }
+
+
+def records_seed_record(i: int) -> dict:
+    return {"title": f"post {i}", "body": f"body of post {i}: {_FILLER}"[:200], "views": i % 100}
+
+
+def records_prepare(target: bl.Target, srv: bl.Server) -> None:
+    """Create the superuser with the server's own CLI, before it starts."""
+    if target.cli is None:
+        raise TargetUnavailable(f"no CLI known for {target.name} to create a superuser with")
+    argv = target.cli(["superuser", "upsert", *RECORDS_SUPERUSER], srv.data_dir)
+    shown = " ".join(argv[:3] + ["EMAIL", "PASSWORD"] + argv[5:])
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=target.environ(),
+                           stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise TargetUnavailable(f"`{shown}` failed: {e}") from None
+    with open(srv.log_path, "a") as f:  # kept next to the server's own log
+        f.write(f"### {shown}\n{p.stdout}{p.stderr}")
+    if p.returncode != 0:
+        msg = (p.stderr or p.stdout).strip()
+        if "unrecognized subcommand" in msg or "unknown command" in msg:
+            raise TargetUnavailable(
+                f"this {target.name} binary ({target.binary}) has no `superuser upsert` command: it predates "
+                "the records API; rebuild it (cargo build --release -p pier)", missing_feature=True)
+        raise TargetUnavailable(f"`{shown}` exited with {p.returncode}: {msg[-400:]}")
+
+
+def records_setup(srv: bl.Server) -> dict:
+    """Superuser token, the `posts` collection, then the seed records (many
+    concurrent single POSTs, as pier has no batch endpoint). Returns the
+    server's ``info``: a file of ~100 of its record ids for the GET-one load."""
+    port, name = srv.port, srv.target.name
+
+    def fail(step: str, status: int, body: object) -> None:
+        raise TargetUnavailable(f"{step}: HTTP {status} {json.dumps(body)[:300] if not isinstance(body, str) else body[:300]}")
+
+    identity, password = RECORDS_SUPERUSER
+    st, body = bl.http_json(port, "POST", "/api/collections/_superusers/auth-with-password",
+                            {"identity": identity, "password": password})
+    if st != 200 or not isinstance(body, dict) or not body.get("token"):
+        fail("superuser auth-with-password", st, body)
+    token = body["token"]
+    st, body = bl.http_json(port, "POST", "/api/collections", records_collection_body(),
+                            headers={"Authorization": token})
+    if st != 200:
+        fail("creating the posts collection", st, body)
+
+    n = records_seed_count()
+    bl.log(f"  {name}: seeding {n:,} records ({RECORDS_SEED_WORKERS} concurrent connections)")
+    t0 = time.perf_counter()
+    res = bl.parallel_json_requests(port, "POST", RECORDS_PATH, [records_seed_record(i) for i in range(1, n + 1)],
+                                    workers=RECORDS_SEED_WORKERS)
+    seed_s = time.perf_counter() - t0
+    bad = [(st, b) for st, b in res if st != 200 or not isinstance(b, dict) or "id" not in b]
+    if bad:
+        fail(f"seeding: {len(bad)} of {n} creates failed; the first", *bad[0])
+    ids = [b["id"] for _, b in res]  # type: ignore[index]
+    st, body = bl.http_json(port, "GET", RECORDS_PATH + "?perPage=1")
+    total = body.get("totalItems") if isinstance(body, dict) else None
+    if st != 200 or total != n:
+        fail(f"after seeding {n}, the list's totalItems is {total!r}", st, body)
+    bl.log(f"  {name}: seeded {n:,} records in {seed_s:.1f}s ({n / seed_s:,.0f}/s, not measured)")
+
+    step = max(1, n // RECORDS_IDS_SAMPLE)
+    sample = ids[::step][:RECORDS_IDS_SAMPLE]
+    ids_file = srv.log_path.parent / f"records-ids-{name}.txt"
+    ids_file.write_text("\n".join(sample) + "\n")
+    st_rec, record = bl.http_json(port, "GET", f"{RECORDS_PATH}/{sample[0]}")
+    st_filter, filter_body = bl.http_json(port, "GET", RECORDS_PATH + "?perPage=1&filter=" + quote("(views>10)"))
+    st_sort, sorted_body = bl.http_json(port, "GET", RECORDS_PATH + "?perPage=20&sort=-created")
+    sort_ok = None
+    if st_sort == 200 and isinstance(sorted_body, dict):
+        created = [it.get("created") for it in sorted_body.get("items", [])]
+        sort_ok = bool(created) and None not in created and created == sorted(created, reverse=True)
+    return {
+        "seeded": n,
+        "seed_seconds": round(seed_s, 2),
+        "rss_after_seed_kib": srv.rss_kib(),
+        "ids_file": str(ids_file),
+        "ids": sample,
+        "record_example": record if st_rec == 200 else {"status": st_rec, "body": record},
+        "filter_probe": {"query": "perPage=1&filter=(views>10)", "status": st_filter,
+                         "body": filter_body if isinstance(filter_body, str) else json.dumps(filter_body)[:300]},
+        "sort_probe_ok": sort_ok,
+    }
+
+
+def _records_create_probe(srv: bl.Server, info: dict) -> tuple[int, object]:
+    return bl.http_json(srv.port, "POST", RECORDS_PATH,
+                        {"title": "probe post", "body": _FILLER[:200], "views": 42})
+
+
+RECORDS_LOADS = (
+    Load("get_one", RECORDS_PATH, LUA_DIR / "get_ids.lua", lambda info: [info["ids_file"]],
+         probe=lambda srv, info: bl.http_json(srv.port, "GET", f"{RECORDS_PATH}/{info['ids'][0]}"),
+         timeout_s=RECORDS_WRK_TIMEOUT_S,
+         description=f"(a) GET one record by id (cycling through {RECORDS_IDS_SAMPLE} seeded ids)"),
+    Load("list", RECORDS_PATH + "?perPage=20", timeout_s=RECORDS_WRK_TIMEOUT_S,
+         description="(b) list perPage=20 with totals"),
+    Load("list_sorted", RECORDS_PATH + "?perPage=20&filter=(views%3E10)&sort=-created",
+         timeout_s=RECORDS_WRK_TIMEOUT_S,
+         description="(c) list perPage=20&filter=(views>10)&sort=-created with totals"),
+    Load("create", RECORDS_PATH, LUA_DIR / "post.lua", probe=_records_create_probe,
+         timeout_s=RECORDS_WRK_TIMEOUT_S, description="(d) create: POST JSON (bench/lua/post.lua)"),
+)
+
+SCENARIOS = {
+    "health": Scenario("/api/health", description="GET /api/health"),
+    "records": Scenario(description="records API (posts collection)", prepare=records_prepare,
+                        setup=records_setup, loads=RECORDS_LOADS),
+}
 
 
 # --------------------------------------------------------------------------
@@ -367,6 +620,115 @@ def suite_logging(ctx: Ctx) -> None:
     ))
 
 
+# Targets for pier (pier/PocketBase req/s) and PocketBase's figures in
+# /work/shared/reference/pocketbase-notes.md (wrk -t2 -c32 on 2 shared cores, so
+# only a sanity check for this run's PocketBase column).
+RECORDS_GOALS = {
+    "get_one": {"label": "(a) GET one record by id", "target": 3.0, "pb_ref": "6.5k"},
+    "list": {"label": "(b) list perPage=20, with totals", "target": 3.0, "pb_ref": "1.28k"},
+    "list_sorted": {"label": "(c) list 20 filter=(views>10) sort=-created", "target": 10.0,
+                    "pb_ref": "76"},
+    "create": {"label": "(d) create (POST JSON)", "target": 2.0, "pb_ref": "3.7k"},
+}
+
+
+@suite("records", "records API, 10,000 seeded posts: GET one by id, list 20 (totals), list 20 filtered and sorted by -created, create",
+       scenario="records", targets=(PIER, POCKETBASE))
+def suite_records(ctx: Ctx) -> None:
+    cfg = ctx.cfg
+    res = ctx.measure("records")
+    info = ctx.setup_info.get("records", {})
+    reason = {n: ctx.skip_reason(n, "records") for n in (PIER, POCKETBASE)}
+    entry: dict = {
+        "collection": records_collection_body(),
+        "seeded": records_seed_count(),
+        "setup": {n: ({k: v for k, v in info[n].items() if k != "ids"} if n in info else {"skipped": reason[n]})
+                  for n in (PIER, POCKETBASE)},
+        "loads": {},
+    }
+    ctx.results["records"] = entry
+    for ld in RECORDS_LOADS:
+        goal = RECORDS_GOALS[ld.name]
+        cmd = bl.wrk_argv(f"http://127.0.0.1:PORT{ld.path}", threads=cfg.threads, connections=cfg.connections,
+                          seconds=cfg.seconds, script=ld.script.relative_to(bl.REPO_DIR) if ld.script else None,
+                          script_args=["IDS_FILE"] if ld.name == "get_one" else (), timeout_s=ld.timeout_s)
+        e = {"description": ld.description, "wrk_command": cmd, "target_pier_over_pb": goal["target"],
+             "pocketbase_reference": goal["pb_ref"]}
+        for n in (PIER, POCKETBASE):
+            e[n] = res.get(ld.name, {}).get(n) or {"skipped": reason[n]}
+        entry["loads"][ld.name] = e
+
+    def g(load: str, n: str, key: str, scale: float = 1.0) -> float | None:
+        d = res.get(load, {}).get(n)
+        return None if not d or d.get(key) is None else d[key] * scale
+
+    def rps(load: str, n: str) -> str:
+        d = res.get(load, {}).get(n)
+        return fmt_rps(d) if d and "requests_per_sec_median" in d else "skipped"
+
+    rows: list[list[str]] = []
+
+    def row(measure: str, pier: float | None, pb: float | None, better: str, pier_txt=None, pb_txt=None,
+            digits: int = 1, target: str = "", ref: str = "") -> None:
+        rows.append(compare_row(measure, pier, pb, better, pier_txt, pb_txt, digits) + [target, ref])
+
+    row(f"RSS idle after seeding {records_seed_count():,} records, MiB",
+        info[PIER]["rss_after_seed_kib"] / 1024 if PIER in info else None,
+        info[POCKETBASE]["rss_after_seed_kib"] / 1024 if POCKETBASE in info else None, "lower")
+    for ld in RECORDS_LOADS:
+        goal = RECORDS_GOALS[ld.name]
+        pier_v = g(ld.name, PIER, "requests_per_sec_median")
+        pb_v = g(ld.name, POCKETBASE, "requests_per_sec_median")
+        if goal["target"] is None:
+            target = goal["target_text"]
+        elif pier_v and pb_v:
+            met = pier_v / pb_v >= goal["target"]
+            target = f">= {goal['target']:g}x: {'met' if met else 'NOT met'}"
+            entry["loads"][ld.name]["target_met"] = met
+        else:
+            target = f">= {goal['target']:g}x"
+        row(f"{goal['label']}, req/s", pier_v, pb_v, "higher", rps(ld.name, PIER), rps(ld.name, POCKETBASE),
+            target=target, ref=goal["pb_ref"])
+        for p in ("p50", "p99"):
+            row(f"    {p} latency ms (median)", g(ld.name, PIER, f"latency_{p}_ms_median"),
+                g(ld.name, POCKETBASE, f"latency_{p}_ms_median"), "lower", digits=2)
+        row("    RSS after this load, MiB", g(ld.name, PIER, "rss_after_kib", 1 / 1024),
+            g(ld.name, POCKETBASE, "rss_after_kib", 1 / 1024), "lower")
+    ctx.tables.append((
+        f"records API: `{RECORDS_COLLECTION}` collection, {records_seed_count():,} seeded records "
+        f"(wrk -t{cfg.threads} -c{cfg.connections} -d{cfg.seconds}s --latency --timeout={RECORDS_WRK_TIMEOUT_S}s, "
+        f"median of {cfg.runs}; server on CPU {cfg.server_cpu}, wrk on CPU {cfg.client_cpu}; "
+        "request logging on for both)",
+        ["measure", "pier", "PocketBase", "pier/PB", "verdict for pier", "target (pier/PB)", "PB ref (notes)"],
+        rows,
+    ))
+
+    # Caveats that depend on what was measured.
+    fp = info.get(PIER, {}).get("filter_probe")
+    if fp and fp["status"] != 200:
+        ctx.warn(f"pier answered {fp['status']} to `filter=(views>10)`: (c) is not comparable")
+    ctx.notes.append(
+        "records (c): the same collection body (no `indexes`) for both, their defaults: pier indexes "
+        "autodate fields by itself, PocketBase does not and sorts the whole table per request")
+    ctx.notes.append(
+        "records: the loads run in the order (a) (b) (c) (d) on the same two servers, so 'RSS after' a load "
+        "is of a server that has served the earlier ones too; (d) grows the collection by every record it creates")
+    for n in (PIER, POCKETBASE):
+        if n in info and info[n].get("sort_probe_ok") is False:
+            ctx.warn(f"{n}: `sort=-created` did not return items in descending `created` order")
+    if PIER in info and POCKETBASE in info:
+        k_pier = sorted(info[PIER]["record_example"]) if isinstance(info[PIER]["record_example"], dict) else None
+        k_pb = sorted(info[POCKETBASE]["record_example"]) if isinstance(info[POCKETBASE]["record_example"], dict) else None
+        if k_pier != k_pb:
+            ctx.warn(f"record JSON keys differ: pier {k_pier} vs PocketBase {k_pb}")
+    on = res.get("get_one", {}).get(PIER)
+    if on and "runs" in on and on.get("log_bytes", 0) < sum(r["requests"] for r in on["runs"]) * 10:
+        ctx.warn(f"pier wrote only {on.get('log_bytes')} bytes of log during (a): is request logging on?")
+    failures = [f for f in ctx.setup_failures if " in records:" in f]
+    if failures:
+        raise RuntimeError("setup failed for: " + "; ".join(failures))
+
+
 # --------------------------------------------------------------------------
 # Main
 # --------------------------------------------------------------------------
@@ -507,9 +869,14 @@ def main(argv: list[str] | None = None) -> int:
     for title, headers, rows in ctx.tables:
         report_lines.append(bl.print_table(headers, rows, title=title))
         print()
+    for note in ctx.notes:
+        print(f"note: {note}")
     for n, why in skipped.items():
         if n != PIER_NOLOG:
             print(f"skipped {targets[n].label}: {why}")
+    for sc, left in ctx.scenario_skipped.items():
+        for n, why in left.items():
+            print(f"left out of {sc}: {targets[n].label}: {why}")
     for w in ctx.warnings:
         print(f"warning: {w}")
     for s, e in errors.items():
@@ -528,6 +895,8 @@ def main(argv: list[str] | None = None) -> int:
         "skipped": {n: why for n, why in skipped.items()},
         "results": ctx.results,
         "report": "\n\n".join(report_lines),
+        "notes": ctx.notes,
+        "left_out": ctx.scenario_skipped,
         "warnings": ctx.warnings,
         "errors": errors,
     }

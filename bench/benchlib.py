@@ -13,6 +13,8 @@ nginx/Caddy, PostgreSQL) can reuse it:
   file that ``bench/run`` also cleans up from if Python dies hard.
 * ``run_wrk`` / ``parse_wrk``: run wrk pinned to a core and parse req/s,
   latency distribution (``--latency``), errors.
+* ``http_json`` / ``parallel_json_requests``: JSON requests for setting up
+  data (one, or many from a thread pool with keep-alive connections).
 * ``measure_throughput``: the same wrk command against several running
   servers, interleaved round by round so drift on a noisy machine hits all of
   them alike.
@@ -125,6 +127,96 @@ def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
         conn.close()
 
 
+def http_json(
+    port: int,
+    method: str,
+    path: str,
+    body: object = None,
+    *,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 30.0,
+) -> tuple[int, object]:
+    """One JSON request to 127.0.0.1:port; returns (status, decoded JSON body,
+    or the raw text when it is not JSON)."""
+    import http.client
+
+    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        return _json_exchange(conn, method, path, body, headers)
+    finally:
+        conn.close()
+
+
+def _json_exchange(conn, method: str, path: str, body: object, headers: Mapping[str, str] | None):
+    import json
+
+    hdrs = {"Accept": "application/json", **(headers or {})}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        hdrs["Content-Type"] = "application/json"
+    conn.request(method, path, body=data, headers=hdrs)
+    resp = conn.getresponse()
+    raw = resp.read()
+    try:
+        return resp.status, json.loads(raw) if raw else None
+    except ValueError:
+        return resp.status, raw.decode(errors="replace")
+
+
+def parallel_json_requests(
+    port: int,
+    method: str,
+    path: str,
+    bodies: Sequence[object],
+    *,
+    workers: int = 16,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 30.0,
+) -> list[tuple[int, object]]:
+    """Send one JSON request per body from ``workers`` threads, each on its own
+    keep-alive connection (reconnecting if the server closes it); returns
+    (status, body) per request, in the order of ``bodies``. For seeding data,
+    not for measuring."""
+    import http.client
+    import threading
+
+    results: list[tuple[int, object] | None] = [None] * len(bodies)
+    next_i = iter(range(len(bodies)))
+    lock = threading.Lock()
+    failure: list[BaseException] = []
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+        try:
+            while not failure:
+                with lock:
+                    i = next(next_i, None)
+                if i is None:
+                    return
+                for attempt in (1, 2):
+                    try:
+                        results[i] = _json_exchange(conn, method, path, bodies[i], headers)
+                        break
+                    except (http.client.HTTPException, ConnectionError) as e:
+                        conn.close()  # reconnects on the next request
+                        if attempt == 2:
+                            raise RuntimeError(f"{method} {path} failed twice: {e}") from e
+        except BaseException as e:  # noqa: BLE001 - reported to the caller below
+            failure.append(e)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, min(workers, len(bodies))))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failure:
+        raise failure[0]
+    return results  # type: ignore[return-value]
+
+
 # --------------------------------------------------------------------------
 # Servers
 # --------------------------------------------------------------------------
@@ -144,6 +236,19 @@ class Target:
     ready_path: str
     env: Mapping[str, str | None] = field(default_factory=dict)
     binary: Path | None = None  # for version reporting / availability checks
+    # argv of one of its CLI commands run against a data dir (e.g. creating a
+    # superuser before ``serve``): cli(["superuser", "upsert", ...], data_dir)
+    cli: Callable[[Sequence[str], Path], list[str]] | None = None
+
+    def environ(self) -> dict[str, str]:
+        """The harness environment with ``env`` applied."""
+        env = dict(os.environ)
+        for k, v in self.env.items():
+            if v is None:
+                env.pop(k, None)
+            else:
+                env[k] = v
+        return env
 
 
 class ServerExited(RuntimeError):
@@ -196,12 +301,7 @@ class Server:
     def start(self) -> "Server":
         argv = self.target.argv(self.port, self.data_dir)
         self.exe = argv[0]
-        env = dict(os.environ)
-        for k, v in self.target.env.items():
-            if v is None:
-                env.pop(k, None)
-            else:
-                env[k] = v
+        env = self.target.environ()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         logf = open(self.log_path, "ab")
         try:
@@ -310,15 +410,27 @@ def start_server(
     log_path: Path,
     ready_timeout: float = 30.0,
     attempts: int = 3,
+    before_start: Callable[[Server], None] | None = None,
 ) -> tuple[Server, float]:
     """Start ``target`` and wait until ready; returns (server, seconds to ready).
+
+    ``before_start(server)`` runs once the fresh data dir exists and before
+    the process is spawned (e.g. to create a superuser with the server's own
+    CLI); if it raises, the data dir is removed and the error propagates.
 
     Retries with a new port if the process dies early (a free port can be
     taken between picking it and the server binding it).
     """
     last: Exception | None = None
     for _ in range(attempts):
-        srv = Server(target, cpu=cpu, log_path=log_path).start()
+        srv = Server(target, cpu=cpu, log_path=log_path)
+        if before_start is not None:
+            try:
+                before_start(srv)
+            except BaseException:
+                srv.stop()
+                raise
+        srv.start()
         try:
             return srv, srv.wait_ready(timeout=ready_timeout)
         except ServerExited as e:
@@ -431,9 +543,15 @@ def wrk_argv(
     seconds: int = 10,
     script: Path | None = None,
     script_args: Sequence[str] = (),
+    timeout_s: int | None = None,
 ) -> list[str]:
-    """The wrk command line (without the taskset prefix)."""
+    """The wrk command line (without the taskset prefix).
+
+    ``timeout_s`` sets wrk's ``--timeout`` (its default is 2 s: a slower
+    response is dropped and counted as a timeout error)."""
     argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if timeout_s is not None:
+        argv.append(f"--timeout={timeout_s}s")
     if script is not None:
         argv += ["-s", str(script)]
     argv.append(url)
@@ -453,7 +571,7 @@ def run_wrk(url: str, *, cpu: int | None, **kw) -> WrkResult:
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
-        timeout=seconds + 30,
+        timeout=seconds + 30 + (kw.get("timeout_s") or 0),
     )
     if proc.returncode != 0:
         raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stderr}{proc.stdout}")
@@ -518,28 +636,36 @@ def measure_throughput(
     seconds: int,
     warmup_seconds: int = 2,
     script: Path | None = None,
-    script_args: Sequence[str] = (),
+    script_args: Sequence[str] | Mapping[str, Sequence[str]] = (),
     threads: int = 1,
     connections: int = 32,
+    timeout_s: int | None = None,
 ) -> dict[str, list[WrkResult]]:
     """The same wrk command against each server, ``runs`` rounds, interleaved.
 
     Each server gets one discarded warm-up run first. Round r starts at a
     different server (rotation) so no target always goes first.
+    ``script_args`` may be a mapping server name -> args, for data that
+    differs per server (e.g. a file of the record ids that server generated).
     """
     names = list(servers)
-    kw = dict(threads=threads, connections=connections, script=script, script_args=script_args)
+
+    def kw(name: str) -> dict:
+        args = script_args.get(name, ()) if isinstance(script_args, Mapping) else script_args
+        return dict(threads=threads, connections=connections, script=script, script_args=args,
+                    timeout_s=timeout_s)
+
     if warmup_seconds > 0:
         for name in names:
             log(f"  warm-up {name} ({warmup_seconds}s)")
-            run_wrk(servers[name].url(path), cpu=cpu, seconds=warmup_seconds, **kw)
+            run_wrk(servers[name].url(path), cpu=cpu, seconds=warmup_seconds, **kw(name))
     results: dict[str, list[WrkResult]] = {n: [] for n in names}
     for r in range(runs):
         k = r % len(names)
         for name in names[k:] + names[:k]:
             srv = servers[name]
             with CoreWatch(srv.cpu, srv.pid) as cw:
-                res = run_wrk(srv.url(path), cpu=cpu, seconds=seconds, **kw)
+                res = run_wrk(srv.url(path), cpu=cpu, seconds=seconds, **kw(name))
             res.server_cpu_pct, res.core_other_pct = cw.server_pct, cw.other_pct
             flag = f"  ERRORS: {res.errors}" if res.errors else ""
             core = (
