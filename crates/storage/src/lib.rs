@@ -96,6 +96,72 @@ pub struct StoreStats {
 enum Engine {
     Sqlite(sqlite::SqliteStore),
     Postgres(postgres::PgStore),
+    /// A session holding the SQLite writer: every call runs inside its one transaction.
+    SqliteSession(flume::Sender<sqlite::SessionCmd>),
+    /// A session holding one PostgreSQL connection in one transaction.
+    PgSession(postgres::PgSession),
+}
+
+/// One transaction spanning many calls: [`Session::store`] is a [`Store`] whose reads see the
+/// session's own writes and whose writes commit only with [`Session::commit`]. Dropping a
+/// session without committing rolls it back. On SQLite a session holds the single writer, so
+/// keep it short (it is rolled back after 30 s without a call).
+pub struct Session {
+    store: Store,
+}
+
+impl Session {
+    /// The store to run the session's calls through.
+    pub fn store(&self) -> Store {
+        self.store.clone()
+    }
+
+    /// Commits everything done through the session.
+    ///
+    /// # Errors
+    /// The commit failed; nothing was kept.
+    pub async fn commit(self) -> Result<(), StorageError> {
+        match &*self.store.engine {
+            Engine::SqliteSession(cmds) => {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                cmds.send(sqlite::SessionCmd::Commit(tx))
+                    .map_err(|_| StorageError::closed())?;
+                rx.await.map_err(|_| StorageError::closed())?
+            }
+            Engine::PgSession(s) => s.end(true).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Discards everything done through the session.
+    pub async fn rollback(self) {
+        match &*self.store.engine {
+            Engine::SqliteSession(cmds) => {
+                let _ = cmds.send(sqlite::SessionCmd::Rollback);
+            }
+            Engine::PgSession(s) => {
+                let _ = s.end(false).await;
+            }
+            _ => {}
+        }
+    }
+}
+
+fn on_session<T, F>(
+    cmds: &flume::Sender<sqlite::SessionCmd>,
+    f: F,
+) -> tokio::sync::oneshot::Receiver<Result<T, StorageError>>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut sqlite::SqliteConn) -> Result<T, StorageError> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job: Box<dyn FnOnce(&mut sqlite::SqliteConn) + Send> = Box::new(move |conn| {
+        let _ = tx.send(f(conn));
+    });
+    // A closed session drops the job, and the receiver reports it.
+    let _ = cmds.send(sqlite::SessionCmd::Run(job));
+    rx
 }
 
 /// A handle to the database. Clone it freely.
@@ -142,9 +208,31 @@ impl Store {
     /// The dialect of the engine.
     pub fn dialect(&self) -> Dialect {
         match &*self.engine {
-            Engine::Sqlite(_) => Dialect::Sqlite,
-            Engine::Postgres(_) => Dialect::Postgres,
+            Engine::Sqlite(_) | Engine::SqliteSession(_) => Dialect::Sqlite,
+            Engine::Postgres(_) | Engine::PgSession(_) => Dialect::Postgres,
         }
+    }
+
+    /// Starts a [`Session`]: one transaction for many calls.
+    ///
+    /// # Errors
+    /// The database is unavailable, or this store is already a session.
+    pub async fn session(&self) -> Result<Session, StorageError> {
+        let engine = match &*self.engine {
+            Engine::Sqlite(s) => Engine::SqliteSession(s.session().await?),
+            Engine::Postgres(p) => Engine::PgSession(p.session().await?),
+            _ => {
+                return Err(StorageError::aborted(
+                    pier_core::ErrorKind::Internal,
+                    "sessions do not nest",
+                ));
+            }
+        };
+        Ok(Session {
+            store: Store {
+                engine: Arc::new(engine),
+            },
+        })
     }
 
     /// Runs `f` in a read-only transaction (one consistent snapshot).
@@ -161,6 +249,10 @@ impl Store {
         match &*self.engine {
             Engine::Sqlite(s) => s.read(f).await,
             Engine::Postgres(p) => p.read(f).await,
+            Engine::SqliteSession(cmds) => on_session(cmds, move |c| sqlite::session_read(c, f))
+                .await
+                .map_err(|_| StorageError::closed())?,
+            Engine::PgSession(s) => s.run(f, false).await,
         }
     }
 
@@ -180,6 +272,10 @@ impl Store {
         match &*self.engine {
             Engine::Sqlite(s) => s.write(f).await,
             Engine::Postgres(p) => p.write(f).await,
+            Engine::SqliteSession(cmds) => on_session(cmds, move |c| sqlite::session_write(c, f))
+                .await
+                .map_err(|_| StorageError::closed())?,
+            Engine::PgSession(s) => s.run(f, true).await,
         }
     }
 
@@ -196,6 +292,10 @@ impl Store {
         match &*self.engine {
             Engine::Sqlite(s) => s.query(sql, params).await,
             Engine::Postgres(p) => p.query(&sql, &params).await,
+            Engine::SqliteSession(_) | Engine::PgSession(_) => {
+                self.read(move |c| Box::pin(async move { c.query(&sql, &params).await }))
+                    .await
+            }
         }
     }
 
@@ -226,6 +326,14 @@ impl Store {
         match &*self.engine {
             Engine::Sqlite(s) => s.stats(),
             Engine::Postgres(p) => p.stats(),
+            Engine::SqliteSession(_) => StoreStats {
+                engine: "sqlite",
+                ..StoreStats::default()
+            },
+            Engine::PgSession(_) => StoreStats {
+                engine: "postgres",
+                ..StoreStats::default()
+            },
         }
     }
 
@@ -235,6 +343,7 @@ impl Store {
         match &*self.engine {
             Engine::Sqlite(s) => s.close().await,
             Engine::Postgres(p) => p.close(),
+            Engine::SqliteSession(_) | Engine::PgSession(_) => {}
         }
     }
 }

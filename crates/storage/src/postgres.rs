@@ -71,7 +71,7 @@ impl PgStore {
             .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
             .start()
             .await?;
-        let mut conn = PgConn { tx: &tx };
+        let mut conn = PgConn::Tx(&tx);
         let out = f(&mut conn).await;
         // Ending a read-only transaction either way keeps nothing; rollback is cheapest.
         tx.rollback().await?;
@@ -87,7 +87,7 @@ impl PgStore {
     {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let mut conn = PgConn { tx: &tx };
+        let mut conn = PgConn::Tx(&tx);
         let out = f(&mut conn).await;
         match out {
             Ok(v) => {
@@ -108,6 +108,15 @@ impl PgStore {
         let stmt = client.prepare_cached(sql).await?;
         let rows = client.query(&stmt, &as_params(params)).await?;
         to_rows(&stmt, rows)
+    }
+
+    /// Starts a session on one pooled connection.
+    pub(crate) async fn session(&self) -> Result<PgSession, StorageError> {
+        let client = self.client().await?;
+        client.batch_execute("BEGIN").await?;
+        Ok(PgSession {
+            client: tokio::sync::Mutex::new(Some(client)),
+        })
     }
 
     pub(crate) fn stats(&self) -> StoreStats {
@@ -300,9 +309,20 @@ fn text_to_sql(s: &str, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxErro
     }
 }
 
-/// A connection inside a PostgreSQL transaction.
-struct PgConn<'a> {
-    tx: &'a deadpool_postgres::Transaction<'a>,
+/// A connection inside a PostgreSQL transaction: a transaction object, or a session's client
+/// on which `BEGIN` was issued.
+enum PgConn<'a> {
+    Tx(&'a deadpool_postgres::Transaction<'a>),
+    Client(&'a deadpool_postgres::Object),
+}
+
+impl PgConn<'_> {
+    async fn prepare(&self, sql: &str) -> Result<tokio_postgres::Statement, StorageError> {
+        Ok(match self {
+            PgConn::Tx(t) => t.prepare_cached(sql).await?,
+            PgConn::Client(c) => c.prepare_cached(sql).await?,
+        })
+    }
 }
 
 #[async_trait::async_trait]
@@ -312,17 +332,76 @@ impl Conn for PgConn<'_> {
     }
 
     async fn query(&mut self, sql: &str, params: &[Value]) -> Result<Rows, StorageError> {
-        let stmt = self.tx.prepare_cached(sql).await?;
-        let rows = self.tx.query(&stmt, &as_params(params)).await?;
+        let stmt = self.prepare(sql).await?;
+        let rows = match self {
+            PgConn::Tx(t) => t.query(&stmt, &as_params(params)).await?,
+            PgConn::Client(c) => c.query(&stmt, &as_params(params)).await?,
+        };
         to_rows(&stmt, rows)
     }
 
     async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, StorageError> {
-        let stmt = self.tx.prepare_cached(sql).await?;
-        Ok(self.tx.execute(&stmt, &as_params(params)).await?)
+        let stmt = self.prepare(sql).await?;
+        Ok(match self {
+            PgConn::Tx(t) => t.execute(&stmt, &as_params(params)).await?,
+            PgConn::Client(c) => c.execute(&stmt, &as_params(params)).await?,
+        })
     }
 
     async fn execute_script(&mut self, sql: &str) -> Result<(), StorageError> {
-        self.tx.batch_execute(sql).await.map_err(StorageError::from)
+        match self {
+            PgConn::Tx(t) => t.batch_execute(sql).await.map_err(StorageError::from),
+            PgConn::Client(c) => c.batch_execute(sql).await.map_err(StorageError::from),
+        }
+    }
+}
+
+/// A session: one pooled connection in one transaction until commit or rollback.
+pub(crate) struct PgSession {
+    client: tokio::sync::Mutex<Option<deadpool_postgres::Object>>,
+}
+
+impl PgSession {
+    pub(crate) async fn run<T, F>(&self, f: F, savepoint: bool) -> Result<T, StorageError>
+    where
+        F: for<'c> FnOnce(&'c mut dyn Conn) -> BoxFuture<'c, Result<T, StorageError>>,
+    {
+        let guard = self.client.lock().await;
+        let client = guard.as_ref().ok_or_else(StorageError::closed)?;
+        if savepoint {
+            client.batch_execute("SAVEPOINT s").await?;
+        }
+        let mut conn = PgConn::Client(client);
+        let r = f(&mut conn).await;
+        if savepoint {
+            let end = if r.is_ok() {
+                "RELEASE s"
+            } else {
+                "ROLLBACK TO s; RELEASE s"
+            };
+            client.batch_execute(end).await?;
+        }
+        r
+    }
+
+    pub(crate) async fn end(&self, commit: bool) -> Result<(), StorageError> {
+        let mut guard = self.client.lock().await;
+        let Some(client) = guard.take() else {
+            return Ok(());
+        };
+        let sql = if commit { "COMMIT" } else { "ROLLBACK" };
+        client.batch_execute(sql).await.map_err(StorageError::from)
+    }
+}
+
+impl Drop for PgSession {
+    fn drop(&mut self) {
+        // A session dropped without an end: discard the connection rather than return it to
+        // the pool mid-transaction.
+        if let Ok(mut guard) = self.client.try_lock()
+            && let Some(client) = guard.take()
+        {
+            let _ = deadpool_postgres::Object::take(client);
+        }
     }
 }

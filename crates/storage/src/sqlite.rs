@@ -34,6 +34,11 @@ trait WriteTask: Send {
 
 enum WriterMsg {
     Write(Box<dyn WriteTask>),
+    /// Hold the writer for one long transaction driven by a [`crate::Session`].
+    Session(
+        flume::Receiver<SessionCmd>,
+        oneshot::Sender<Result<(), StorageError>>,
+    ),
     /// Finish what is queued before this message, checkpoint, close the connection and exit.
     Shutdown,
 }
@@ -205,6 +210,17 @@ impl SqliteStore {
         rx.await.map_err(|_| StorageError::closed())?
     }
 
+    /// Starts a session: the writer runs one transaction for it until it commits or rolls back.
+    pub(crate) async fn session(&self) -> Result<flume::Sender<SessionCmd>, StorageError> {
+        let (cmd_tx, cmd_rx) = flume::unbounded();
+        let (started_tx, started_rx) = oneshot::channel();
+        self.writer()?
+            .send(WriterMsg::Session(cmd_rx, started_tx))
+            .map_err(|_| StorageError::closed())?;
+        started_rx.await.map_err(|_| StorageError::closed())??;
+        Ok(cmd_tx)
+    }
+
     pub(crate) fn stats(&self) -> StoreStats {
         StoreStats {
             engine: "sqlite",
@@ -319,6 +335,10 @@ fn writer_loop(
     loop {
         match rx.recv_timeout(IDLE_TICK) {
             Ok(WriterMsg::Write(t)) => batch.push(t),
+            Ok(WriterMsg::Session(cmds, started)) => {
+                run_session(&mut conn, &cmds, started, counters);
+                continue;
+            }
             Ok(WriterMsg::Shutdown) => break,
             Err(flume::RecvTimeoutError::Timeout) => {
                 // Idle: fold the WAL back into the database so it does not linger.
@@ -330,9 +350,14 @@ fn writer_loop(
             Err(flume::RecvTimeoutError::Disconnected) => break,
         }
         let mut shutdown = false;
+        let mut session = None;
         while batch.len() < max_batch {
             match rx.try_recv() {
                 Ok(WriterMsg::Write(t)) => batch.push(t),
+                Ok(WriterMsg::Session(cmds, started)) => {
+                    session = Some((cmds, started));
+                    break;
+                }
                 Ok(WriterMsg::Shutdown) => {
                     shutdown = true;
                     break;
@@ -345,6 +370,9 @@ fn writer_loop(
             .committed_writes
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
         commit_batch(&mut conn, &mut batch);
+        if let Some((cmds, started)) = session {
+            run_session(&mut conn, &cmds, started, counters);
+        }
         if shutdown {
             break;
         }
@@ -360,13 +388,64 @@ fn writer_loop(
     }
     // Writes queued after the shutdown request are refused, never half-done.
     while let Ok(msg) = rx.try_recv() {
-        if let WriterMsg::Write(t) = msg {
-            t.finish(Some(&StorageError::closed()));
+        match msg {
+            WriterMsg::Write(t) => t.finish(Some(&StorageError::closed())),
+            WriterMsg::Session(_, started) => {
+                let _ = started.send(Err(StorageError::closed()));
+            }
+            WriterMsg::Shutdown => {}
         }
     }
     checkpoint(&conn.conn, "TRUNCATE");
     if let Err((_, error)) = conn.conn.close() {
         tracing::warn!(%error, "sqlite close failed");
+    }
+}
+
+/// A command to a session holding the writer.
+pub(crate) enum SessionCmd {
+    /// Run on the session's connection (the closure replies by itself).
+    Run(Box<dyn FnOnce(&mut SqliteConn) + Send>),
+    Commit(oneshot::Sender<Result<(), StorageError>>),
+    Rollback,
+}
+
+/// A session is abandoned (rolled back) after this long without a command.
+const SESSION_IDLE_LIMIT: Duration = Duration::from_secs(30);
+
+fn run_session(
+    sc: &mut SqliteConn,
+    cmds: &flume::Receiver<SessionCmd>,
+    started: oneshot::Sender<Result<(), StorageError>>,
+    counters: &Counters,
+) {
+    if let Err(e) = sc.conn.execute_batch("BEGIN IMMEDIATE") {
+        let _ = started.send(Err(e.into()));
+        return;
+    }
+    if started.send(Ok(())).is_err() {
+        let _ = sc.conn.execute_batch("ROLLBACK");
+        return;
+    }
+    loop {
+        match cmds.recv_timeout(SESSION_IDLE_LIMIT) {
+            Ok(SessionCmd::Run(f)) => f(sc),
+            Ok(SessionCmd::Commit(reply)) => {
+                let r = sc.conn.execute_batch("COMMIT").map_err(StorageError::from);
+                if r.is_err() {
+                    let _ = sc.conn.execute_batch("ROLLBACK");
+                } else {
+                    counters.commits.fetch_add(1, Ordering::Relaxed);
+                    counters.committed_writes.fetch_add(1, Ordering::Relaxed);
+                }
+                let _ = reply.send(r);
+                return;
+            }
+            Ok(SessionCmd::Rollback) | Err(_) => {
+                let _ = sc.conn.execute_batch("ROLLBACK");
+                return;
+            }
+        }
     }
 }
 
@@ -524,7 +603,7 @@ fn configure_reader(conn: &Connection, config: &SqliteConfig) -> rusqlite::Resul
 
 /// A connection handed to closures; all calls complete synchronously on the database thread,
 /// which owns it for its whole life.
-struct SqliteConn {
+pub(crate) struct SqliteConn {
     conn: Connection,
 }
 
@@ -614,4 +693,28 @@ impl Conn for SqliteConn {
     async fn execute_script(&mut self, sql: &str) -> Result<(), StorageError> {
         self.conn.execute_batch(sql).map_err(StorageError::from)
     }
+}
+
+/// Runs `f` in a savepoint on a session's connection (a write inside the session).
+pub(crate) fn session_write<T, F>(conn: &mut SqliteConn, f: F) -> Result<T, StorageError>
+where
+    F: for<'c> FnOnce(&'c mut dyn Conn) -> BoxFuture<'c, Result<T, StorageError>>,
+{
+    conn.conn.execute_batch("SAVEPOINT s")?;
+    let r = run_closure(conn, f);
+    let end = if r.is_ok() {
+        "RELEASE s"
+    } else {
+        "ROLLBACK TO s; RELEASE s"
+    };
+    conn.conn.execute_batch(end)?;
+    r
+}
+
+/// Runs `f` on a session's connection without a savepoint (reads).
+pub(crate) fn session_read<T, F>(conn: &mut SqliteConn, f: F) -> Result<T, StorageError>
+where
+    F: for<'c> FnOnce(&'c mut dyn Conn) -> BoxFuture<'c, Result<T, StorageError>>,
+{
+    run_closure(conn, f)
 }

@@ -315,3 +315,43 @@ pub(crate) async fn a_panicking_closure_is_an_error(store: Store) {
         .await
         .unwrap();
 }
+
+pub(crate) async fn sessions_commit_or_roll_back_as_one(store: Store) {
+    table(&store).await;
+    let s = store.session().await.unwrap();
+    let tx = s.store();
+    tx.execute("INSERT INTO t (id, name) VALUES (1, 'a')", vec![])
+        .await
+        .unwrap();
+    // A failing write inside the session undoes only itself.
+    assert!(
+        tx.execute("INSERT INTO t (id, name) VALUES (1, 'dup')", vec![])
+            .await
+            .is_err()
+    );
+    tx.execute("INSERT INTO t (id, name) VALUES (2, 'b')", vec![])
+        .await
+        .unwrap();
+    assert_eq!(count(&tx).await, 2, "the session reads its own writes");
+    s.commit().await.unwrap();
+    assert_eq!(count(&store).await, 2);
+
+    let s = store.session().await.unwrap();
+    s.store().execute("DELETE FROM t", vec![]).await.unwrap();
+    s.rollback().await;
+    assert_eq!(
+        count(&store).await,
+        2,
+        "a rolled-back session leaves nothing"
+    );
+
+    let s = store.session().await.unwrap();
+    s.store().execute("DELETE FROM t", vec![]).await.unwrap();
+    drop(s);
+    // The writer is free again and the dropped session's delete is gone.
+    store
+        .execute("INSERT INTO t (id, name) VALUES (3, 'c')", vec![])
+        .await
+        .unwrap();
+    assert_eq!(count(&store).await, 3);
+}

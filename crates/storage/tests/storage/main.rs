@@ -87,4 +87,5 @@ storage_suite!(
     reads_see_one_snapshot,
     wrong_parameter_counts_are_errors_not_panics,
     a_panicking_closure_is_an_error,
+    sessions_commit_or_roll_back_as_one,
 );
