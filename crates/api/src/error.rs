@@ -118,13 +118,20 @@ impl From<RecordError> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = json!({
+impl ApiError {
+    /// The JSON body this error answers with.
+    pub fn body(&self) -> Value {
+        json!({
             "data": self.data,
             "message": self.message,
             "status": self.status.as_u16(),
-        });
+        })
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = self.body();
         let mut res = (self.status, Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             res.headers_mut().insert(

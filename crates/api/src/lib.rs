@@ -4,6 +4,7 @@
 //! (`{"data":{},"message":"…","status":404}`); 5xx bodies never carry internals.
 #![deny(clippy::unwrap_used)]
 
+mod batch;
 mod error;
 mod health;
 mod ops;
@@ -22,6 +23,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(ops::router())
         .merge(records::router())
+        .merge(batch::router())
         .route("/api/{*rest}", axum::routing::any(not_found))
         .with_state(state)
 }

@@ -60,7 +60,7 @@ pub(crate) fn router() -> Router<AppState> {
 }
 
 /// The caller, from `Authorization: <token>` (with or without `Bearer `).
-pub(crate) struct Caller(Auth);
+pub(crate) struct Caller(pub(crate) Auth);
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
@@ -79,7 +79,7 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-fn require_superuser(auth: &Auth) -> Result<(), ApiError> {
+pub(crate) fn require_superuser(auth: &Auth) -> Result<(), ApiError> {
     match auth {
         Auth::Superuser { .. } => Ok(()),
         Auth::Guest => Err(ApiError::new(
@@ -93,7 +93,7 @@ fn require_superuser(auth: &Auth) -> Result<(), ApiError> {
 }
 
 /// A JSON object body; anything else is PocketBase's 400.
-pub(crate) struct JsonObject(Map<String, Value>);
+pub(crate) struct JsonObject(pub(crate) Map<String, Value>);
 
 impl<S: Send + Sync> FromRequest<S> for JsonObject {
     type Rejection = ApiError;
@@ -105,6 +105,14 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
                 "Failed to load the submitted data due to invalid formatting.",
             )
         };
+        let multipart = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("multipart/form-data"));
+        if multipart {
+            return multipart_object(req, state).await;
+        }
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
             .map_err(|e| {
@@ -122,6 +130,55 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
             _ => Err(bad()),
         }
     }
+}
+
+/// A multipart form as a JSON object: PocketBase's `@jsonPayload` part (what the SDK sends)
+/// is merged in, and every other text part becomes a string value (a repeated name, a list).
+/// File parts are not stored yet (uploads arrive with the files work) and are refused.
+async fn multipart_object<S: Send + Sync>(req: Request, state: &S) -> Result<JsonObject, ApiError> {
+    let bad = |m: &str| ApiError::new(StatusCode::BAD_REQUEST, m.to_owned());
+    let mut form = axum::extract::Multipart::from_request(req, state)
+        .await
+        .map_err(|_| bad("Failed to load the submitted data due to invalid formatting."))?;
+    let mut out = Map::new();
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|_| bad("Failed to load the submitted data due to invalid formatting."))?
+    {
+        let name = field.name().unwrap_or_default().to_owned();
+        if field.file_name().is_some() {
+            return Err(bad(
+                "File uploads are not supported by this version of pier yet.",
+            ));
+        }
+        let text = field
+            .text()
+            .await
+            .map_err(|_| bad("Failed to load the submitted data due to invalid formatting."))?;
+        if name == "@jsonPayload" {
+            match serde_json::from_str::<Value>(&text) {
+                Ok(Value::Object(m)) => out.extend(m),
+                _ => {
+                    return Err(bad(
+                        "Failed to load the submitted data due to invalid formatting.",
+                    ));
+                }
+            }
+            continue;
+        }
+        match out.get_mut(&name) {
+            Some(Value::Array(a)) => a.push(Value::String(text)),
+            Some(existing) => {
+                let first = existing.take();
+                *existing = Value::Array(vec![first, Value::String(text)]);
+            }
+            None => {
+                out.insert(name, Value::String(text));
+            }
+        }
+    }
+    Ok(JsonObject(out))
 }
 
 fn ok_json(v: Value) -> Response {
@@ -475,7 +532,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PeerAddr {
 }
 
 /// The collection of a records route; PocketBase words an unknown one differently from a 404.
-async fn collection_context(
+pub(crate) async fn collection_context(
     engine: &pier_records::Engine,
     name: &str,
 ) -> Result<std::sync::Arc<pier_records::Collection>, ApiError> {
@@ -512,7 +569,7 @@ async fn impersonate(
 }
 
 /// Applies `expand` and `fields` from the query string.
-async fn shape(
+pub(crate) async fn shape(
     engine: &pier_records::Engine,
     c: &pier_records::Collection,
     items: &mut [Map<String, Value>],

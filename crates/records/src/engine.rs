@@ -71,8 +71,8 @@ const SHARED_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(2);
 /// The records engine. Cheap to share behind an `Arc`.
 pub struct Engine {
     store: Store,
-    limiter: crate::limits::FailureLimiter,
-    cache: RwLock<Cache>,
+    limiter: Arc<crate::limits::FailureLimiter>,
+    cache: Arc<RwLock<Cache>>,
     /// Verified against when an identity is unknown, so that both cases cost the same.
     dummy_hash: String,
 }
@@ -223,8 +223,8 @@ impl Engine {
             .map_err(RecordError::BadRequest)?;
         let engine = Engine {
             store,
-            limiter: crate::limits::FailureLimiter::default(),
-            cache: RwLock::new(Cache::default()),
+            limiter: Arc::default(),
+            cache: Arc::default(),
             dummy_hash,
         };
         let su = superusers_collection();
@@ -291,6 +291,17 @@ impl Engine {
     /// The database.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The same engine running every call through `store` (a [`pier_storage::Session`]'s, for
+    /// a batch), sharing the collection cache and the login limits.
+    pub fn scoped(&self, store: Store) -> Engine {
+        Engine {
+            store,
+            limiter: self.limiter.clone(),
+            cache: self.cache.clone(),
+            dummy_hash: self.dummy_hash.clone(),
+        }
     }
 
     fn dialect(&self) -> Dialect {
@@ -1208,6 +1219,14 @@ impl Engine {
             )
             .await?;
         Ok((!rows.is_empty()).then_some((rows, 0)))
+    }
+
+    /// True when a record with this id exists (no rule applied).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn exists(&self, c: &Collection, id: &str) -> Result<bool, RecordError> {
+        Ok(self.fetch(c, id).await?.is_some())
     }
 
     /// One record.

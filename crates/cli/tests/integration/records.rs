@@ -117,6 +117,7 @@ on_both_engines!(
     expression_rules_filter_lists_and_hide_records,
     expand_and_fields_shape_the_response,
     collections_import_creates_updates_and_validates,
+    batches_run_in_one_transaction,
 );
 
 async fn collections_are_for_superusers_only(api: Api) {
@@ -1380,6 +1381,188 @@ async fn collections_import_creates_updates_and_validates(api: Api) {
     let (s, _) = api.su("GET", "/api/collections/imp1", None).await;
     assert_eq!(s, 404);
     let (s, _) = api.su("GET", "/api/collections/_superusers", None).await;
+    assert_eq!(s, 200);
+    api.app.stop().await;
+}
+
+async fn batches_run_in_one_transaction(api: Api) {
+    api.posts(json!({"listRule": "", "viewRule": "", "createRule": "", "updateRule": "", "deleteRule": ""})).await;
+    let req =
+        |method: &str, url: &str, body: Value| json!({"method": method, "url": url, "body": body});
+    let (s, b) = api.guest("POST", "/api/batch", Some(json!({"requests": [req("POST", "/api/collections/posts/records", json!({"title": "x"}))]}))).await;
+    assert_eq!(
+        (s, b["message"].as_str()),
+        (403, Some("Batch requests are not allowed."))
+    );
+    let (s, _) = api
+        .guest(
+            "PATCH",
+            "/api/settings",
+            Some(json!({"batch": {"enabled": true}})),
+        )
+        .await;
+    assert_eq!(s, 401, "settings are for superusers");
+    let (s, set) = api
+        .su(
+            "PATCH",
+            "/api/settings",
+            Some(json!({"batch": {"enabled": true, "maxRequests": 10}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{set}");
+    assert_eq!(set["batch"]["enabled"], true);
+    let (_, got) = api.su("GET", "/api/settings", None).await;
+    assert_eq!(got["batch"]["maxRequests"], 10);
+    let (s, b) = api
+        .su(
+            "PATCH",
+            "/api/settings",
+            Some(json!({"batch": {"enabled": "yes"}})),
+        )
+        .await;
+    assert_eq!(s, 400, "{b}");
+
+    let (_, keep) = api
+        .guest(
+            "POST",
+            "/api/collections/posts/records",
+            Some(json!({"title": "keep", "views": 1})),
+        )
+        .await;
+    let (_, gone) = api
+        .guest(
+            "POST",
+            "/api/collections/posts/records",
+            Some(json!({"title": "gone"})),
+        )
+        .await;
+    let keep_url = format!(
+        "/api/collections/posts/records/{}",
+        keep["id"].as_str().unwrap()
+    );
+    let gone_url = format!(
+        "/api/collections/posts/records/{}",
+        gone["id"].as_str().unwrap()
+    );
+    let (s, res) = api
+        .guest("POST", "/api/batch", Some(json!({"requests": [
+            req("POST", "/api/collections/posts/records", json!({"title": "new"})),
+            req("PATCH", &keep_url, json!({"title": "kept", "views+": 10})),
+            req("DELETE", &gone_url, json!({})),
+            req("PUT", "/api/collections/posts/records", json!({"id": "upsertid0000001", "title": "ups"})),
+            req("PUT", "/api/collections/posts/records", json!({"id": "upsertid0000001", "title": "ups2"})),
+            req("POST", "/api/collections/posts/records?fields=title", json!({"title": "projected"}))
+        ]}))).await;
+    assert_eq!(s, 200, "{res}");
+    let statuses: Vec<i64> = res
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_i64().unwrap())
+        .collect();
+    assert_eq!(statuses, [200, 200, 204, 200, 200, 200]);
+    assert_eq!(res[1]["body"]["views"], 11);
+    assert_eq!(res[2]["body"], Value::Null);
+    assert_eq!(
+        res[4]["body"]["title"], "ups2",
+        "the second upsert updated the first one's record"
+    );
+    assert_eq!(res[5]["body"], json!({"title": "projected"}));
+    let titles = |l: &Value| -> Vec<String> {
+        l["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["title"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (_, l) = api
+        .guest("GET", "/api/collections/posts/records?sort=title", None)
+        .await;
+    assert_eq!(titles(&l), ["kept", "new", "projected", "ups2"]);
+
+    // One failure rolls everything back and names only the failing request.
+    let (s, b) = api
+        .guest(
+            "POST",
+            "/api/batch",
+            Some(json!({"requests": [
+                req("POST", "/api/collections/posts/records", json!({"title": "rolled back"})),
+                req("PATCH", &keep_url, json!({"title": "rolled"})),
+                req("POST", "/api/collections/posts/records", json!({"views": 5}))
+            ]})),
+        )
+        .await;
+    assert_eq!(s, 400, "{b}");
+    assert_eq!(b["message"], "Batch transaction failed.");
+    assert_eq!(b["data"]["requests"]["2"]["code"], "batch_request_failed");
+    assert_eq!(
+        b["data"]["requests"]["2"]["response"]["data"]["title"]["code"],
+        "validation_required"
+    );
+    assert!(b["data"]["requests"].get("0").is_none());
+    let (_, l) = api
+        .guest("GET", "/api/collections/posts/records?sort=title", None)
+        .await;
+    assert_eq!(titles(&l), ["kept", "new", "projected", "ups2"]);
+    // Rules apply per request; limits and bad input are refused.
+    let (s, b) = api.guest("POST", "/api/batch", Some(json!({"requests": [req("POST", "/api/collections/_superusers/records", json!({}))]}))).await;
+    assert_eq!(s, 400);
+    assert_eq!(b["data"]["requests"]["0"]["response"]["status"], 403);
+    let (s, b) = api
+        .guest("POST", "/api/batch", Some(json!({"requests": []})))
+        .await;
+    assert_eq!(
+        (s, b["data"]["requests"]["code"].as_str()),
+        (400, Some("validation_required"))
+    );
+    let many: Vec<Value> = (0..11)
+        .map(|i| {
+            req(
+                "POST",
+                "/api/collections/posts/records",
+                json!({"title": format!("m{i}")}),
+            )
+        })
+        .collect();
+    let (s, _) = api
+        .guest("POST", "/api/batch", Some(json!({"requests": many})))
+        .await;
+    assert_eq!(s, 400);
+    let (s, _) = api
+        .guest(
+            "POST",
+            "/api/batch",
+            Some(json!({"requests": [req("GET", "/api/collections", json!({}))]})),
+        )
+        .await;
+    assert_eq!(s, 400);
+    // Multipart bodies, as the SDK sends them: the @jsonPayload part.
+    let form = reqwest::multipart::Form::new()
+        .text("@jsonPayload", json!({"title": "from form"}).to_string())
+        .text("views", "7");
+    let res = api
+        .app
+        .client
+        .post(api.app.url("/api/collections/posts/records"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let r: Value = res.json().await.unwrap();
+    assert_eq!(
+        (r["title"].as_str(), r["views"].as_i64()),
+        (Some("from form"), Some(7))
+    );
+    // The store is free again for ordinary writes.
+    let (s, _) = api
+        .guest(
+            "POST",
+            "/api/collections/posts/records",
+            Some(json!({"title": "after"})),
+        )
+        .await;
     assert_eq!(s, 200);
     api.app.stop().await;
 }
