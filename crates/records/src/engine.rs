@@ -426,13 +426,7 @@ impl Engine {
             None => existing.map_or(CollectionType::Base, |e| e.kind),
             Some("base") => CollectionType::Base,
             Some("auth") => CollectionType::Auth,
-            Some("view") => {
-                return Err(bad(
-                    "type",
-                    "validation_unsupported_type",
-                    "View collections are not supported by this version of pier yet.",
-                ));
-            }
+            Some("view") => CollectionType::View,
             Some(_) => {
                 return Err(bad(
                     "type",
@@ -635,6 +629,9 @@ impl Engine {
     /// # Errors
     /// [`RecordError::Validation`] for bad input; storage errors.
     pub async fn create_collection(&self, input: &Value) -> Result<Arc<Collection>, RecordError> {
+        if input.get("type").and_then(Value::as_str) == Some("view") {
+            return self.create_view(input).await;
+        }
         let c = self.parse_collection(input, None)?;
         self.validate_rules(&c)?;
         let mut ddl = schema::create_table(&c, self.dialect());
@@ -690,6 +687,18 @@ impl Engine {
         input: &Value,
     ) -> Result<Arc<Collection>, RecordError> {
         let old = self.collection(id_or_name).await?;
+        if old.kind == CollectionType::View
+            && ["fields", "viewQuery", "name", "type"]
+                .iter()
+                .any(|k| input.get(k).is_some())
+        {
+            return Err(RecordError::field(
+                "Failed to update collection.",
+                "viewQuery",
+                "validation_unsupported_view_change",
+                "Changing a view's query, name or fields is not supported yet; delete and create it again.",
+            ));
+        }
         let new = self.parse_collection(input, Some(&old))?;
         self.validate_rules(&new)?;
         let dialect = self.dialect();
@@ -771,7 +780,12 @@ impl Engine {
                 other.name
             )));
         }
-        let drop = format!("DROP TABLE {}", quote(&c.name));
+        let kind = if c.kind == CollectionType::View {
+            "VIEW"
+        } else {
+            "TABLE"
+        };
+        let drop = format!("DROP {kind} {}", quote(&c.name));
         let id = c.id.clone();
         self.store
             .write(move |tx| {
@@ -1459,6 +1473,11 @@ impl Engine {
     ) -> Result<Map<String, Value>, RecordError> {
         let body = &req.body;
         let auth = &req.auth;
+        if c.kind == CollectionType::View {
+            return Err(RecordError::BadRequest(
+                "View collections are read-only.".into(),
+            ));
+        }
         let (rows, i) = self
             .fetch_visible(c, id, &c.update_rule, req)
             .await?
@@ -1562,6 +1581,11 @@ impl Engine {
         id: &str,
         req: &RequestInfo,
     ) -> Result<(), RecordError> {
+        if c.kind == CollectionType::View {
+            return Err(RecordError::BadRequest(
+                "View collections are read-only.".into(),
+            ));
+        }
         if self
             .fetch_visible(c, id, &c.delete_rule, req)
             .await?
@@ -2344,5 +2368,123 @@ impl Engine {
             }
         }
         Ok(())
+    }
+}
+
+impl Engine {
+    /// A `view` collection: a SQL view over `viewQuery` (one `SELECT` with an `id` column), its
+    /// fields inferred as PocketBase does: a column named like a field of a table in the query
+    /// takes that field's type, anything computed becomes `json`. Read-only.
+    async fn create_view(&self, input: &Value) -> Result<Arc<Collection>, RecordError> {
+        let bad = |m: &str| {
+            RecordError::field(
+                "Failed to create collection.",
+                "viewQuery",
+                "validation_invalid_view_query",
+                m,
+            )
+        };
+        let query = input
+            .get("viewQuery")
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .unwrap_or_default()
+            .trim_end_matches(';')
+            .trim()
+            .to_owned();
+        let upper = query.to_ascii_uppercase();
+        if query.is_empty()
+            || !(upper.starts_with("SELECT") || upper.starts_with("WITH"))
+            || query.contains(';')
+        {
+            return Err(bad("The view query must be one SELECT statement."));
+        }
+        let probe = self
+            .store
+            .query(format!("SELECT * FROM ({query}) AS _view LIMIT 0"), vec![])
+            .await
+            .map_err(|_| bad("The view query could not be run."))?;
+        let columns: Vec<String> = probe.columns().to_vec();
+        if !columns.iter().any(|c| c == "id") {
+            return Err(bad("The view query must return an `id` column."));
+        }
+        // Tables named after FROM and JOIN, to infer field types from.
+        let words: Vec<&str> = query.split_whitespace().collect();
+        let sources: Vec<Arc<Collection>> = words
+            .windows(2)
+            .filter(|w| w[0].eq_ignore_ascii_case("from") || w[0].eq_ignore_ascii_case("join"))
+            .filter_map(|w| {
+                self.cached(
+                    w[1].trim_matches(|c: char| c == '"' || c == '`' || c == '(' || c == ')'),
+                )
+            })
+            .collect();
+        let mut fields = Vec::new();
+        for col in &columns {
+            if !is_valid_name(col) {
+                return Err(bad(&format!("Column `{col}` needs a plain name (use AS).")));
+            }
+            if col == "id" {
+                fields.push(id_field());
+                continue;
+            }
+            let source = sources
+                .iter()
+                .find_map(|c| c.field(col))
+                .filter(|f| f.kind != "password");
+            let mut f = match source {
+                Some(f) => Field {
+                    system: false,
+                    ..f.clone()
+                },
+                None => Field {
+                    id: String::new(),
+                    name: col.clone(),
+                    kind: "json".into(),
+                    system: false,
+                    hidden: false,
+                    presentable: false,
+                    options: Map::new(),
+                },
+            };
+            f.id = format!("{}{}", f.kind, ids::digits(10));
+            f.normalize();
+            fields.push(f);
+        }
+        let mut def = input.clone();
+        def["type"] = json!("base");
+        def["fields"] = Value::Array(Vec::new());
+        let mut c = self.parse_collection(&def, None)?;
+        c.kind = CollectionType::View;
+        c.fields = fields;
+        c.create_rule = None;
+        c.update_rule = None;
+        c.delete_rule = None;
+        c.options
+            .insert("viewQuery".into(), Value::String(query.clone()));
+        self.validate_rules(&c)?;
+        let ddl = format!("CREATE VIEW {} AS {query}", quote(&c.name));
+        let data = serde_json::to_string(&c).unwrap_or_default();
+        let params: Vec<Db> = vec![
+            c.id.clone().into(),
+            c.name.clone().into(),
+            data.into(),
+            c.created.clone().into(),
+        ];
+        self.store
+            .write(move |tx| {
+                Box::pin(async move {
+                    tx.execute(
+                        "INSERT INTO _collections (id, name, type, system, data, created, updated) VALUES ($1, $2, 'view', FALSE, $3, $4, $4)",
+                        &params,
+                    )
+                    .await?;
+                    tx.execute_script(&ddl).await
+                })
+            })
+            .await
+            .map_err(|_| bad("The view could not be created."))?;
+        self.reload().await?;
+        self.collection(&c.id).await
     }
 }

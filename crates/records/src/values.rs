@@ -278,6 +278,9 @@ pub(crate) fn to_json(field: &Field, v: &Db) -> Value {
         },
         "json" => match v {
             Db::Text(s) => serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.clone())),
+            // Computed view columns come back as numbers.
+            Db::Integer(i) => Value::from(*i),
+            Db::Real(f) => number(*f),
             _ => Value::Null,
         },
         "select" | "relation" | "file" if field.is_multi() => match v {

@@ -118,6 +118,7 @@ on_both_engines!(
     expand_and_fields_shape_the_response,
     collections_import_creates_updates_and_validates,
     batches_run_in_one_transaction,
+    view_collections_are_read_only_queries,
 );
 
 async fn collections_are_for_superusers_only(api: Api) {
@@ -1564,5 +1565,89 @@ async fn batches_run_in_one_transaction(api: Api) {
         )
         .await;
     assert_eq!(s, 200);
+    api.app.stop().await;
+}
+
+async fn view_collections_are_read_only_queries(api: Api) {
+    api.posts(json!({"listRule": "", "createRule": ""})).await;
+    for (t, v) in [("a", 1), ("b", 2), ("c", 3)] {
+        api.guest(
+            "POST",
+            "/api/collections/posts/records",
+            Some(json!({"title": t, "views": v})),
+        )
+        .await;
+    }
+    let (s, v) = api
+        .su("POST", "/api/collections", Some(json!({
+            "name": "popular", "type": "view", "listRule": "", "viewRule": "",
+            "viewQuery": "SELECT id, title, views, (views * 2) AS dbl FROM posts WHERE views >= 2"
+        })))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let types: Vec<(String, String)> = v["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["name"].as_str().unwrap().to_owned(),
+                f["type"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = [
+        ("id", "text"),
+        ("title", "text"),
+        ("views", "number"),
+        ("dbl", "json"),
+    ]
+    .iter()
+    .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+    .collect();
+    assert_eq!(types, want);
+    assert_eq!(v["createRule"], Value::Null);
+    let (s, l) = api
+        .guest(
+            "GET",
+            "/api/collections/popular/records?sort=views&filter=dbl%3E5",
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{l}");
+    assert_eq!(l["totalItems"], 1);
+    assert_eq!(l["items"][0]["title"], "c");
+    assert_eq!(l["items"][0]["dbl"], 6);
+    let (s, _) = api
+        .su(
+            "POST",
+            "/api/collections/popular/records",
+            Some(json!({"title": "x"})),
+        )
+        .await;
+    assert_eq!(s, 400, "views are read-only");
+    for bad in [
+        "SELECT nope FROM nowhere",
+        "SELECT title FROM posts",
+        "DELETE FROM posts",
+        "SELECT id FROM posts; DROP TABLE posts",
+    ] {
+        let (s, b) = api
+            .su(
+                "POST",
+                "/api/collections",
+                Some(json!({"name": "vbad", "type": "view", "viewQuery": bad})),
+            )
+            .await;
+        assert_eq!(s, 400, "{bad}: {b}");
+        assert_eq!(
+            b["data"]["viewQuery"]["code"], "validation_invalid_view_query",
+            "{bad}"
+        );
+    }
+    let (_, l) = api.su("GET", "/api/collections/posts/records", None).await;
+    assert_eq!(l["totalItems"], 3, "no bad query touched the data");
+    let (s, _) = api.su("DELETE", "/api/collections/popular", None).await;
+    assert_eq!(s, 204);
     api.app.stop().await;
 }
