@@ -192,31 +192,24 @@ async fn list_collections(
 ) -> Result<Response, ApiError> {
     require_superuser(&auth)?;
     let engine = state.engine().await?;
-    let all: Vec<Value> = engine
-        .collections()
-        .iter()
-        .map(|c| c.to_public_json())
-        .collect();
-    let page = q
-        .get("page")
-        .and_then(|p| p.parse::<usize>().ok())
-        .unwrap_or(1)
-        .max(1);
-    let per_page = q
-        .get("perPage")
-        .and_then(|p| p.parse::<usize>().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(30)
-        .min(1000);
-    let total = all.len();
-    let items: Vec<Value> = all
-        .into_iter()
-        .skip((page - 1) * per_page)
-        .take(per_page)
-        .collect();
+    let lq = list_query(&q)?;
+    let page = lq.page.unwrap_or(1).max(1);
+    let per_page = match lq.per_page.unwrap_or(30) {
+        n if n <= 0 => 30,
+        n => n.min(1000),
+    };
+    let (items, total) = engine
+        .list_collections(&lq.filter, &lq.sort, page, per_page)
+        .await?;
+    let items: Vec<Value> = items.iter().map(|c| c.to_public_json()).collect();
+    let (total_items, total_pages) = if lq.skip_total {
+        (-1, -1)
+    } else {
+        (total, (total + per_page - 1) / per_page)
+    };
     Ok(ok_json(json!({
-        "page": page, "perPage": per_page, "totalItems": total,
-        "totalPages": total.div_ceil(per_page), "items": items,
+        "page": page, "perPage": per_page, "totalItems": total_items,
+        "totalPages": total_pages, "items": items,
     })))
 }
 
@@ -499,10 +492,15 @@ async fn auth_refresh(
     State(state): State<AppState>,
     Caller(auth): Caller,
     Path(name): Path<String>,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
     let engine = state.engine().await?;
-    let c = collection_context(&engine, &name).await?;
-    let (token, record) = engine.auth_refresh(&c, &auth).await?;
+    let c = engine.collection(&name).await?;
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let (token, record) = engine.auth_refresh(&c, &auth, presented).await?;
     Ok(ok_json(json!({"token": token, "record": record})))
 }
 

@@ -1813,10 +1813,14 @@ impl Engine {
     /// # Errors
     /// [`RecordError::Unauthorized`] for a guest, [`RecordError::Forbidden`] for a record of
     /// another collection.
+    ///
+    /// `presented` is the token the caller sent: a non-refreshable one (from impersonation) is
+    /// handed back unchanged, as PocketBase does, so it still expires when it was meant to.
     pub async fn auth_refresh(
         &self,
         c: &Collection,
         auth: &Auth,
+        presented: &str,
     ) -> Result<(String, Map<String, Value>), RecordError> {
         let (collection_id, id) = match auth {
             Auth::Guest => {
@@ -1844,6 +1848,14 @@ impl Engine {
             .and_then(Db::as_str)
             .ok_or(RecordError::NotFound)?
             .to_owned();
+        let presented = presented
+            .strip_prefix("Bearer ")
+            .unwrap_or(presented)
+            .trim();
+        if auth::peek(presented).is_some_and(|claims| !claims.refreshable) {
+            let record = self.record_for(c, &id, auth).await?;
+            return Ok((presented.to_owned(), record));
+        }
         let token = Self::issue_token(c, &id, &key)?;
         let record = self.record_for(c, &id, auth).await?;
         Ok((token, record))
@@ -2486,5 +2498,78 @@ impl Engine {
             .map_err(|_| bad("The view could not be created."))?;
         self.reload().await?;
         self.collection(&c.id).await
+    }
+}
+
+impl Engine {
+    /// One page of collections, filtered and sorted on `id`, `name`, `type`, `system`,
+    /// `created` and `updated`.
+    ///
+    /// # Errors
+    /// [`RecordError::BadRequest`] for a bad filter or sort; storage errors.
+    pub async fn list_collections(
+        &self,
+        filter: &str,
+        sort: &str,
+        page: i64,
+        per_page: i64,
+    ) -> Result<(Vec<Arc<Collection>>, i64), RecordError> {
+        let dialect = match self.dialect() {
+            Dialect::Sqlite => pier_filter::Dialect::Sqlite,
+            Dialect::Postgres => pier_filter::Dialect::Postgres,
+        };
+        let mut r = crate::query::CollectionsResolver;
+        let (cond, mut params) = if filter.trim().is_empty() {
+            (String::new(), Vec::new())
+        } else {
+            let parsed = pier_filter::parse_filter(filter).map_err(|e| filter_error(&e, true))?;
+            let c = pier_filter::compile(&parsed, dialect, &mut r, 1)
+                .map_err(|e| filter_error(&e, true))?;
+            (
+                format!(" WHERE {}", c.sql),
+                c.params.into_iter().map(to_db).collect::<Vec<_>>(),
+            )
+        };
+        let order = if sort.trim().is_empty() {
+            " ORDER BY created, id".to_owned()
+        } else {
+            let items = pier_filter::parse_sort(sort).map_err(|e| filter_error(&e, true))?;
+            format!(
+                " ORDER BY {}",
+                pier_filter::compile_sort(&items, dialect, &mut r)
+                    .map_err(|e| filter_error(&e, true))?
+            )
+        };
+        let total = self
+            .store
+            .query(
+                format!("SELECT COUNT(*) FROM _collections{cond}"),
+                params.clone(),
+            )
+            .await?
+            .scalar()
+            .and_then(Db::as_i64)
+            .unwrap_or(0);
+        let n = params.len();
+        params.push(Db::Integer(per_page));
+        params.push(Db::Integer((page - 1).saturating_mul(per_page)));
+        let rows = self
+            .store
+            .query(
+                format!(
+                    "SELECT id FROM _collections{cond}{order} LIMIT ${} OFFSET ${}",
+                    n + 1,
+                    n + 2
+                ),
+                params,
+            )
+            .await?;
+        let mut out = Vec::new();
+        for row in rows.iter() {
+            if let Some(id) = row[0].as_str() {
+                out.push(self.collection(id).await?);
+            }
+        }
+        Ok((out, total))
     }
 }

@@ -128,6 +128,23 @@ impl<'a> CollectionResolver<'a> {
         })
     }
 
+    /// A field's column. Others see an auth record's email only when it is visible, so their
+    /// filters cannot probe hidden emails (PocketBase answers such filters with no rows).
+    fn column_sql(&self, c: &Collection, table: &str, f: &Field) -> String {
+        let col = format!("{table}.{}", quote(&f.name));
+        if c.kind == crate::model::CollectionType::Auth
+            && f.name == "email"
+            && self.client
+            && !self.superuser()
+        {
+            return format!(
+                "(CASE WHEN {table}.{} THEN {col} ELSE '' END)",
+                quote("emailVisibility")
+            );
+        }
+        col
+    }
+
     /// Can this caller read through a relation into `target`?
     fn may_read(&self, target: &Collection) -> bool {
         self.superuser() || !self.client || target.view_rule.as_deref() == Some("")
@@ -182,7 +199,7 @@ impl<'a> CollectionResolver<'a> {
             return Ok((sql, kind, true));
         }
         let f = self.field_of(target, first)?;
-        let col = format!("{a}.{}", quote(&f.name));
+        let col = self.column_sql(target, &a, f);
         if path.len() == 1 {
             let sql = if f.is_multi() {
                 format!(
@@ -243,7 +260,7 @@ impl<'a> CollectionResolver<'a> {
             return Ok(self.rows_result(sql, kind));
         }
         let f = self.field_of(root, first)?;
-        let col = format!("{table}.{}", quote(&f.name));
+        let col = self.column_sql(root, &table, f);
         if ident.path.len() == 1 {
             // As in PocketBase, a bare multi-value field compares as its JSON text
             // (`tags ~ "a"`); `:each` and `:length` work on its elements.
@@ -409,5 +426,26 @@ impl Resolver for CollectionResolver<'_> {
             Dialect::Sqlite => format!("{}.rowid", quote(&self.root.name)),
             Dialect::Postgres => format!("{}.ctid", quote(&self.root.name)),
         })
+    }
+}
+
+/// Resolves filters and sorts over the `_collections` table (`GET /api/collections`).
+pub(crate) struct CollectionsResolver;
+
+impl Resolver for CollectionsResolver {
+    fn resolve(&mut self, ident: &Ident) -> Result<Resolved, FilterError> {
+        let name = match (&ident.source, ident.path.as_slice()) {
+            (IdentSource::Record, [name]) => name.as_str(),
+            _ => return Err(FilterError::UnknownField(ident.to_string())),
+        };
+        let kind = match name {
+            "id" | "name" | "type" | "created" | "updated" => ValueKind::Text,
+            "system" => ValueKind::Bool,
+            _ => return Err(FilterError::UnknownField(name.to_owned())),
+        };
+        Ok(Resolved::column(
+            format!("_collections.{}", quote(name)),
+            kind,
+        ))
     }
 }
