@@ -43,7 +43,7 @@ if [[ ! -f node_modules/pocketbase/package.json ]]; then
 fi
 
 # --- pier --------------------------------------------------------------------------------------
-PIER=${PIER_BIN:-$REPO_DIR/target/debug/pier}
+PIER=${PIER_BIN:-${CARGO_TARGET_DIR:-$REPO_DIR/target}/debug/pier}
 [[ -x "$PIER" ]] || { say "pier binary not found: $PIER (build it with: cargo build -p pier, or set PIER_BIN)"; exit 2; }
 say "using $("$PIER" version 2>/dev/null || echo "$PIER")"
 if [[ -n "${DATABASE_URL:-}" ]]; then
