@@ -61,8 +61,12 @@ pub(crate) fn hash_password(password: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Checks a password against a stored Argon2 hash. Malformed hashes never match.
+/// Checks a password against a stored hash: Argon2 (pier's own) or bcrypt (PocketBase's, kept
+/// by data brought over from it). Malformed hashes never match.
 pub(crate) fn verify_password(password: &str, stored: &str) -> bool {
+    if is_bcrypt(stored) {
+        return bcrypt::verify(password, stored).unwrap_or(false);
+    }
     PasswordHash::new(stored)
         .map(|h| {
             Argon2::default()
@@ -70,6 +74,13 @@ pub(crate) fn verify_password(password: &str, stored: &str) -> bool {
                 .is_ok()
         })
         .unwrap_or(false)
+}
+
+/// True for a bcrypt hash (`$2a$`, `$2b$`, `$2y$`), which a successful login replaces.
+pub(crate) fn is_bcrypt(stored: &str) -> bool {
+    ["$2a$", "$2b$", "$2y$"]
+        .iter()
+        .any(|p| stored.starts_with(p))
 }
 
 type HmacSha256 = Hmac<Sha256>;
@@ -164,6 +175,16 @@ mod tests {
         assert_eq!(peek(&none), None);
         assert_eq!(peek("garbage"), None);
         assert_eq!(peek("a.b.c.d"), None);
+    }
+
+    #[test]
+    fn pocketbase_bcrypt_hashes_are_accepted() {
+        // A bcrypt hash as PocketBase stores it (cost 10 here to keep the test quick).
+        let h = bcrypt::hash("PocketBasePass1", 10).unwrap();
+        assert!(is_bcrypt(&h));
+        assert!(verify_password("PocketBasePass1", &h));
+        assert!(!verify_password("wrong", &h));
+        assert!(!is_bcrypt("$argon2id$v=19$m=19456,t=2,p=1$x$y"));
     }
 
     #[test]

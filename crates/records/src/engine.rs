@@ -616,10 +616,17 @@ impl Engine {
             delete_rule: rule("deleteRule", existing.map(|e| &e.delete_rule))?,
             created: existing.map_or_else(|| ts.clone(), |e| e.created.clone()),
             updated: ts,
-            options: match existing {
-                Some(e) => e.options.clone(),
-                None if kind == CollectionType::Auth => auth_options(432_000),
-                None => Map::new(),
+            options: {
+                let mut options = match existing {
+                    Some(e) => e.options.clone(),
+                    None if kind == CollectionType::Auth => auth_options(432_000),
+                    None => Map::new(),
+                };
+                if kind == CollectionType::Auth {
+                    apply_auth_options(&mut options, obj)
+                        .map_err(|m| bad("authToken", "validation_invalid_auth_options", m))?;
+                }
+                options
             },
         })
     }
@@ -989,7 +996,7 @@ impl Engine {
         &self,
         c: &Collection,
         body: &Map<String, Value>,
-        auth: &Auth,
+        manager: bool,
         current: Option<&str>,
         errors: &mut Vec<(String, Invalid)>,
     ) -> Result<Vec<(String, Db)>, RecordError> {
@@ -1053,7 +1060,7 @@ impl Engine {
                     values::invalid("validation_required", "Cannot be blank."),
                 ));
             }
-            if let Some(hash) = current.filter(|_| !auth.is_superuser()) {
+            if let Some(hash) = current.filter(|_| !manager) {
                 let old = body
                     .get("oldPassword")
                     .and_then(Value::as_str)
@@ -1092,7 +1099,7 @@ impl Engine {
             }
         }
         match body.get("verified") {
-            Some(v) if auth.is_superuser() => out.push((
+            Some(v) if manager => out.push((
                 "verified".to_owned(),
                 Db::Integer(i64::from(v.as_bool().unwrap_or(false))),
             )),
@@ -1352,7 +1359,8 @@ impl Engine {
         let mut values: Vec<(&Field, Db)> = Vec::new();
         let mut errors = Vec::new();
         let extra = if c.kind == CollectionType::Auth {
-            self.auth_values(c, body, auth, None, &mut errors).await?
+            self.auth_values(c, body, auth.is_superuser(), None, &mut errors)
+                .await?
         } else {
             Vec::new()
         };
@@ -1492,7 +1500,23 @@ impl Engine {
                 .and_then(Db::as_str)
                 .unwrap_or_default()
                 .to_owned();
-            self.auth_values(c, body, auth, Some(&hash), &mut errors)
+            // Superusers, and callers the manage rule lets through, change passwords and
+            // `verified` without the old password.
+            let manage_rule = match c.options.get("manageRule") {
+                Some(Value::String(r)) if !r.trim().is_empty() => Some(r.clone()),
+                _ => None,
+            };
+            let manager = auth.is_superuser()
+                || match &manage_rule {
+                    Some(_) => self
+                        .fetch_visible(c, id, &manage_rule, req)
+                        .await
+                        .ok()
+                        .flatten()
+                        .is_some(),
+                    None => false,
+                };
+            self.auth_values(c, body, manager, Some(&hash), &mut errors)
                 .await?
         } else {
             Vec::new()
@@ -1787,11 +1811,48 @@ impl Engine {
         let ok = tokio::task::spawn_blocking(move || auth::verify_password(&pw, &hash))
             .await
             .unwrap_or(false);
-        let Some((id, _, token_key)) = found.filter(|_| ok) else {
+        let Some((id, stored, token_key)) = found.filter(|_| ok) else {
             self.limiter.fail(&keys);
             return Err(fail());
         };
+        // The collection's auth rule: null lets no one in, "" everyone, an expression the
+        // records it matches (e.g. `verified = true`).
+        let auth_rule: Option<String> = match c.options.get("authRule") {
+            Some(Value::String(r)) => Some(r.clone()),
+            Some(Value::Null) => None,
+            _ => Some(String::new()),
+        };
+        let as_self = RequestInfo {
+            auth: Self::auth_of(c, &id),
+            ..RequestInfo::default()
+        };
+        let allowed = match auth_rule.as_deref().map(str::trim) {
+            None => false,
+            Some("") => true,
+            Some(_) => self
+                .fetch_visible(c, &id, &auth_rule, &as_self)
+                .await?
+                .is_some(),
+        };
+        if !allowed {
+            self.limiter.fail(&keys);
+            return Err(fail());
+        }
         self.limiter.clear(&keys[0]);
+        if auth::is_bcrypt(&stored) {
+            // Replace an imported bcrypt hash by Argon2id now that the password is known.
+            let pw = password.to_owned();
+            if let Ok(Ok(hash)) =
+                tokio::task::spawn_blocking(move || auth::hash_password(&pw)).await
+            {
+                self.store
+                    .execute(
+                        format!("UPDATE {} SET password = $2 WHERE id = $1", quote(&c.name)),
+                        vec![id.clone().into(), hash.into()],
+                    )
+                    .await?;
+            }
+        }
         let token = Self::issue_token(c, &id, &token_key)?;
         let record = self.record_for(c, &id, &Self::auth_of(c, &id)).await?;
         Ok((token, record))
@@ -2572,4 +2633,44 @@ impl Engine {
         }
         Ok((out, total))
     }
+}
+
+/// Takes `authRule`, `manageRule` and `authToken.{secret,duration}` from a collection body.
+/// A new secret (at least 30 characters) signs every later token and retires every earlier one.
+fn apply_auth_options(
+    options: &mut Map<String, Value>,
+    input: &Map<String, Value>,
+) -> Result<(), &'static str> {
+    for key in ["authRule", "manageRule"] {
+        match input.get(key) {
+            Some(v @ (Value::Null | Value::String(_))) => {
+                options.insert(key.to_owned(), v.clone());
+            }
+            Some(_) => return Err("Rules must be strings or null."),
+            None => {}
+        }
+    }
+    if let Some(t) = input.get("authToken") {
+        let Value::Object(t) = t else {
+            return Err("authToken must be an object.");
+        };
+        let current = options
+            .entry("authToken")
+            .or_insert_with(|| json!({"secret": ids::secret(50), "duration": 432_000}));
+        if let Some(secret) = t.get("secret") {
+            match secret.as_str() {
+                Some(s) if s.chars().count() >= 30 => {
+                    current["secret"] = Value::String(s.to_owned())
+                }
+                _ => return Err("The token secret must be at least 30 characters."),
+            }
+        }
+        if let Some(d) = t.get("duration") {
+            match d.as_i64() {
+                Some(n) if n > 0 => current["duration"] = Value::from(n),
+                _ => return Err("The token duration must be a positive number of seconds."),
+            }
+        }
+    }
+    Ok(())
 }

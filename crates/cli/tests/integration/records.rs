@@ -119,6 +119,7 @@ on_both_engines!(
     collections_import_creates_updates_and_validates,
     batches_run_in_one_transaction,
     view_collections_are_read_only_queries,
+    auth_rules_secrets_and_imported_hashes,
 );
 
 async fn collections_are_for_superusers_only(api: Api) {
@@ -1649,5 +1650,136 @@ async fn view_collections_are_read_only_queries(api: Api) {
     assert_eq!(l["totalItems"], 3, "no bad query touched the data");
     let (s, _) = api.su("DELETE", "/api/collections/popular", None).await;
     assert_eq!(s, 204);
+    api.app.stop().await;
+}
+
+async fn auth_rules_secrets_and_imported_hashes(api: Api) {
+    // authRule: only verified members may sign in.
+    let (s, c) = api
+        .su("POST", "/api/collections", Some(json!({"name": "members", "type": "auth", "createRule": "", "authRule": "verified = true",
+            "manageRule": "id = @request.auth.id", "updateRule": "id = @request.auth.id", "viewRule": "id = @request.auth.id"})))
+        .await;
+    assert_eq!(s, 200, "{c}");
+    let (_, m) = api
+        .guest("POST", "/api/collections/members/records", Some(json!({"email": "m@example.com", "password": "password123", "passwordConfirm": "password123"})))
+        .await;
+    let login = json!({"identity": "m@example.com", "password": "password123"});
+    let (s, _) = api
+        .guest(
+            "POST",
+            "/api/collections/members/auth-with-password",
+            Some(login.clone()),
+        )
+        .await;
+    assert_eq!(s, 400, "an unverified member is refused by the auth rule");
+    let path = format!(
+        "/api/collections/members/records/{}",
+        m["id"].as_str().unwrap()
+    );
+    let (s, _) = api
+        .su("PATCH", &path, Some(json!({"verified": true})))
+        .await;
+    assert_eq!(s, 200);
+    let (s, a) = api
+        .guest(
+            "POST",
+            "/api/collections/members/auth-with-password",
+            Some(login.clone()),
+        )
+        .await;
+    assert_eq!(s, 200, "{a}");
+    let token = a["token"].as_str().unwrap().to_owned();
+    // manageRule: this member manages itself, so no old password is needed.
+    let (s, b) = api
+        .call(
+            "PATCH",
+            &path,
+            Some(json!({"password": "password456", "passwordConfirm": "password456"})),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, a) = api
+        .guest(
+            "POST",
+            "/api/collections/members/auth-with-password",
+            Some(json!({"identity": "m@example.com", "password": "password456"})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let token = a["token"].as_str().unwrap().to_owned();
+    // A new token secret retires every token signed with the old one.
+    let (s, _) = api
+        .call(
+            "POST",
+            "/api/collections/members/auth-refresh",
+            None,
+            Some(&token),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, b) = api
+        .su(
+            "PATCH",
+            "/api/collections/members",
+            Some(json!({"authToken": {"secret": "x".repeat(40)}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert!(
+        b.to_string().find(&"x".repeat(40)).is_none(),
+        "the secret is never shown"
+    );
+    let (s, _) = api
+        .call(
+            "POST",
+            "/api/collections/members/auth-refresh",
+            None,
+            Some(&token),
+        )
+        .await;
+    assert_eq!(s, 401);
+    let (s, _) = api
+        .su(
+            "PATCH",
+            "/api/collections/members",
+            Some(json!({"authToken": {"secret": "short"}})),
+        )
+        .await;
+    assert_eq!(s, 400);
+    // A bcrypt hash brought over from PocketBase signs in, and is replaced by Argon2id.
+    let hash = bcrypt::hash("pbpassword1", 4).unwrap();
+    api.app
+        .store
+        .execute(
+            "UPDATE members SET password = $1 WHERE id = $2",
+            vec![hash.as_str().into(), m["id"].as_str().unwrap().into()],
+        )
+        .await
+        .unwrap();
+    let (s, b) = api
+        .guest(
+            "POST",
+            "/api/collections/members/auth-with-password",
+            Some(json!({"identity": "m@example.com", "password": "pbpassword1"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let stored = api
+        .app
+        .store
+        .query(
+            "SELECT password FROM members WHERE id = $1",
+            vec![m["id"].as_str().unwrap().into()],
+        )
+        .await
+        .unwrap();
+    assert!(
+        stored
+            .scalar()
+            .and_then(|v| v.as_str())
+            .unwrap()
+            .starts_with("$argon2id$")
+    );
     api.app.stop().await;
 }
