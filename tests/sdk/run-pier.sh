@@ -4,11 +4,9 @@
 #
 # Usage: tests/sdk/run-pier.sh
 #
-# NOTE: written before pier had a records API or a `superuser` command, so it has not been run
-# against pier yet. It assumes:
-#     pier superuser upsert EMAIL PASS --dir DIR
-#     pier serve --http 127.0.0.1:PORT --dir DIR
-# Adjust here if the CLI ends up different.
+# It creates the superuser first (`pier superuser upsert EMAIL PASS --dir DIR`), then serves
+# (`pier serve --http 127.0.0.1:PORT --dir DIR`). scripts/test runs it on SQLite and, through
+# scripts/pg-throwaway, on PostgreSQL.
 #
 # Environment:
 #   PIER_BIN             pier binary (default: target/debug/pier in the repo). This script never
@@ -84,7 +82,7 @@ trap 'exit 130' INT TERM
 PORT=$(node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
 export PB_URL="http://127.0.0.1:$PORT"
 
-# --- superuser first, then serve (UNTESTED: see the note at the top) ---------------------------
+# --- superuser first, then serve ------------------------------------------------------------------
 "$PIER" superuser upsert "$PB_SUPERUSER_EMAIL" "$PB_SUPERUSER_PASSWORD" --dir "$DATA" >/dev/null
 
 "$PIER" serve --http "127.0.0.1:$PORT" --dir "$DATA" >"$LOG" 2>&1 &
