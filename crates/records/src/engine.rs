@@ -1160,21 +1160,45 @@ impl Engine {
         let count_sql =
             (!q.skip_total).then(|| format!("SELECT COUNT(*) FROM {}{filter}", quote(&c.name)));
         let offset = (page - 1).saturating_mul(per_page);
-        let (rows, total) = self
-            .store
-            .read(move |tx| {
-                Box::pin(async move {
-                    let total = match count_sql {
-                        Some(s) => tx.query(&s, &params).await?.scalar().and_then(Db::as_i64),
-                        None => None,
-                    };
-                    params.push(Db::Integer(per_page));
-                    params.push(Db::Integer(offset));
-                    let rows = tx.query(&sql, &params).await?;
-                    Ok((rows, total))
+        let (rows, total) = if self.dialect() == Dialect::Postgres {
+            // Over the network, one snapshot for the page and its count costs four round trips
+            // in a row (BEGIN, two queries, ROLLBACK); two pooled connections at once cost one.
+            // The count may then differ from the page by a concurrent write, as it may in
+            // PocketBase.
+            let count = async {
+                match count_sql {
+                    Some(s) => Ok::<_, RecordError>(
+                        self.store
+                            .query(s, params.clone())
+                            .await?
+                            .scalar()
+                            .and_then(Db::as_i64),
+                    ),
+                    None => Ok(None),
+                }
+            };
+            let mut page_params = params.clone();
+            page_params.push(Db::Integer(per_page));
+            page_params.push(Db::Integer(offset));
+            let page = self.store.query(sql, page_params);
+            let (rows, total) = tokio::join!(page, count);
+            (rows?, total?)
+        } else {
+            self.store
+                .read(move |tx| {
+                    Box::pin(async move {
+                        let total = match count_sql {
+                            Some(s) => tx.query(&s, &params).await?.scalar().and_then(Db::as_i64),
+                            None => None,
+                        };
+                        params.push(Db::Integer(per_page));
+                        params.push(Db::Integer(offset));
+                        let rows = tx.query(&sql, &params).await?;
+                        Ok((rows, total))
+                    })
                 })
-            })
-            .await?;
+                .await?
+        };
         let items = rows
             .iter()
             .map(|r| Self::row_json(c, &rows, r, auth))
