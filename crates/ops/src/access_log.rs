@@ -259,13 +259,13 @@ impl Cursor<'_> {
 fn timestamp(w: &mut Cursor<'_>, now: SystemTime) {
     let d = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
-    let (y, m, day) = civil_from_days(i64::try_from(secs / 86_400).unwrap_or(0));
+    let (y, m, day) = pier_core::time::civil_from_days(i64::try_from(secs / 86_400).unwrap_or(0));
     let rem = secs % 86_400;
     w.padded(u64::try_from(y).unwrap_or(0), 4);
     w.put(b"-");
-    w.padded(m, 2);
+    w.padded(u64::from(m), 2);
     w.put(b"-");
-    w.padded(day, 2);
+    w.padded(u64::from(day), 2);
     w.put(b"T");
     w.padded(rem / 3600, 2);
     w.put(b":");
@@ -275,24 +275,6 @@ fn timestamp(w: &mut Cursor<'_>, now: SystemTime) {
     w.put(b".");
     w.padded(u64::from(d.subsec_micros()), 6);
     w.put(b"Z");
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u64, u64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (
-        y,
-        u64::try_from(m).unwrap_or(1),
-        u64::try_from(d).unwrap_or(1),
-    )
 }
 
 fn format_line(w: &mut Cursor<'_>, format: Format, e: &Entry<'_>, now: SystemTime) {
@@ -418,12 +400,5 @@ mod tests {
             j.contains("request line too long") && j.ends_with("}\n"),
             "{j}"
         );
-    }
-
-    #[test]
-    fn days_convert_to_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
-        assert_eq!(civil_from_days(-1), (1969, 12, 31));
     }
 }
