@@ -655,29 +655,21 @@ impl Engine {
         } else {
             "base"
         };
-        let data = serde_json::to_string(&c).unwrap_or_default();
-        let params: Vec<Db> = vec![
-            c.id.clone().into(),
-            c.name.clone().into(),
-            data.into(),
-            c.created.clone().into(),
-            kind.into(),
-        ];
-        self.store
-            .write(move |tx| {
-                Box::pin(async move {
-                    tx.execute(
-                        "INSERT INTO _collections (id, name, type, system, data, created, updated) VALUES ($1, $2, $5, FALSE, $3, $4, $4)",
-                        &params,
-                    )
-                    .await?;
-                    tx.execute_script(&ddl).await
-                })
-            })
+        self.insert_collection(&c, kind, ddl)
             .await
             .map_err(|e| match e.kind() {
-                pier_core::ErrorKind::Conflict => RecordError::field("Failed to create collection.", "name", "validation_collection_name_exists", "Collection name must be unique (case insensitive)."),
-                pier_core::ErrorKind::Internal => RecordError::field("Failed to create collection.", "indexes", "validation_invalid_index", "An index could not be created."),
+                pier_core::ErrorKind::Conflict => RecordError::field(
+                    "Failed to create collection.",
+                    "name",
+                    "validation_collection_name_exists",
+                    "Collection name must be unique (case insensitive).",
+                ),
+                pier_core::ErrorKind::Internal => RecordError::field(
+                    "Failed to create collection.",
+                    "indexes",
+                    "validation_invalid_index",
+                    "An index could not be created.",
+                ),
                 _ => RecordError::from(e),
             })?;
         self.reload().await?;
@@ -2561,24 +2553,7 @@ impl Engine {
             .insert("viewQuery".into(), Value::String(query.clone()));
         self.validate_rules(&c)?;
         let ddl = format!("CREATE VIEW {} AS {query}", quote(&c.name));
-        let data = serde_json::to_string(&c).unwrap_or_default();
-        let params: Vec<Db> = vec![
-            c.id.clone().into(),
-            c.name.clone().into(),
-            data.into(),
-            c.created.clone().into(),
-        ];
-        self.store
-            .write(move |tx| {
-                Box::pin(async move {
-                    tx.execute(
-                        "INSERT INTO _collections (id, name, type, system, data, created, updated) VALUES ($1, $2, 'view', FALSE, $3, $4, $4)",
-                        &params,
-                    )
-                    .await?;
-                    tx.execute_script(&ddl).await
-                })
-            })
+        self.insert_collection(&c, "view", ddl)
             .await
             .map_err(|_| bad("The view could not be created."))?;
         self.reload().await?;
@@ -2697,4 +2672,36 @@ fn apply_auth_options(
         }
     }
     Ok(())
+}
+
+impl Engine {
+    /// Records a new collection and runs its DDL in one transaction.
+    async fn insert_collection(
+        &self,
+        c: &Collection,
+        kind: &str,
+        ddl: String,
+    ) -> Result<(), pier_storage::StorageError> {
+        let data = serde_json::to_string(c).unwrap_or_default();
+        let params: Vec<Db> = vec![
+            c.id.clone().into(),
+            c.name.clone().into(),
+            data.into(),
+            c.created.clone().into(),
+            kind.into(),
+        ];
+        self.store
+            .write(move |tx| {
+                Box::pin(async move {
+                    tx.execute(
+                        "INSERT INTO _collections (id, name, type, system, data, created, updated) \
+                         VALUES ($1, $2, $5, FALSE, $3, $4, $4)",
+                        &params,
+                    )
+                    .await?;
+                    tx.execute_script(&ddl).await
+                })
+            })
+            .await
+    }
 }
