@@ -888,12 +888,23 @@ impl Engine {
             auth: Auth::Guest,
             ..RequestInfo::default()
         };
+        // Auth collections' auth and manage rules are checked like the others: a broken one
+        // would otherwise refuse every sign-in without saying why.
+        let option_rule = |key: &str| {
+            c.options
+                .get(key)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        let (auth_rule, manage_rule) = (option_rule("authRule"), option_rule("manageRule"));
         for (key, rule) in [
             ("listRule", &c.list_rule),
             ("viewRule", &c.view_rule),
             ("createRule", &c.create_rule),
             ("updateRule", &c.update_rule),
             ("deleteRule", &c.delete_rule),
+            ("authRule", &auth_rule),
+            ("manageRule", &manage_rule),
         ] {
             let Some(expr) = rule.as_deref().map(str::trim).filter(|r| !r.is_empty()) else {
                 continue;

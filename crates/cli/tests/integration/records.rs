@@ -1747,6 +1747,15 @@ async fn auth_rules_secrets_and_imported_hashes(api: Api) {
         )
         .await;
     assert_eq!(s, 400);
+    let (s, b) = api
+        .su(
+            "PATCH",
+            "/api/collections/members",
+            Some(json!({"authRule": "nosuchfield = true"})),
+        )
+        .await;
+    assert_eq!(s, 400, "a broken auth rule is refused when saved: {b}");
+    assert_eq!(b["data"]["authRule"]["code"], "validation_invalid_rule");
     // A bcrypt hash brought over from PocketBase signs in, and is replaced by Argon2id.
     let hash = bcrypt::hash("pbpassword1", 4).unwrap();
     api.app
