@@ -26,7 +26,7 @@ pub(crate) enum Command {
     /// Apply pending database migrations, or list them.
     Migrate(MigrateArgs),
     /// Validate the configuration and print it, secrets redacted; exit non-zero when invalid.
-    Check(CheckArgs),
+    Check(ServeArgs),
     /// Manage superusers.
     #[command(subcommand)]
     Superuser(SuperuserCommand),
@@ -81,18 +81,6 @@ pub(crate) struct MigrateArgs {
 pub(crate) enum MigrateAction {
     Up,
     List,
-}
-
-#[derive(Debug, Args)]
-pub(crate) struct CheckArgs {
-    /// Check this listen address too.
-    #[arg(long, value_name = "ADDR")]
-    pub(crate) http: Option<String>,
-    /// Check this frontend folder too.
-    #[arg(long = "public-dir", alias = "publicDir", value_name = "FOLDER")]
-    pub(crate) public_dir: Option<PathBuf>,
-    #[command(flatten)]
-    pub(crate) data: DataArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -5,7 +5,7 @@ use pier_config::{Config, Env, Flag, LoadOptions, Role};
 use pier_server::{Application, MIGRATIONS};
 use pier_storage::Store;
 
-use crate::cli::{Cli, Command, DataArgs, MigrateAction, SuperuserCommand};
+use crate::cli::{Cli, Command, DataArgs, MigrateAction, ServeArgs, SuperuserCommand};
 use crate::telemetry;
 
 pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
@@ -15,14 +15,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve(a) => {
-            let mut flags = data_flags(&a.data);
-            push(&mut flags, "http.addr", a.http, "--http");
-            push_path(
-                &mut flags,
-                "paths.public_dir",
-                a.public_dir.as_deref(),
-                "--public-dir",
-            );
+            let flags = serve_flags(&a);
             serve(Role::Serve, a.data.config, flags)
         }
         Command::Backend(a) => {
@@ -31,14 +24,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
             serve(Role::Backend, a.data.config, flags)
         }
         Command::Check(a) => {
-            let mut flags = data_flags(&a.data);
-            push(&mut flags, "http.addr", a.http, "--http");
-            push_path(
-                &mut flags,
-                "paths.public_dir",
-                a.public_dir.as_deref(),
-                "--public-dir",
-            );
+            let flags = serve_flags(&a);
             let config = load(Role::Serve, a.data.config, flags)?;
             config.check_folders()?;
             for warning in config.warnings() {
@@ -98,6 +84,19 @@ fn push_path(
         value.map(|p| p.to_string_lossy().into_owned()),
         name,
     );
+}
+
+/// The flags `serve` and `check` share.
+fn serve_flags(a: &ServeArgs) -> Vec<Flag> {
+    let mut flags = data_flags(&a.data);
+    push(&mut flags, "http.addr", a.http.clone(), "--http");
+    push_path(
+        &mut flags,
+        "paths.public_dir",
+        a.public_dir.as_deref(),
+        "--public-dir",
+    );
+    flags
 }
 
 fn data_flags(data: &DataArgs) -> Vec<Flag> {
