@@ -23,6 +23,8 @@ pub(crate) enum Command {
     Serve(ServeArgs),
     /// Run the backend (REST API) alone, for a gateway in front of several backends.
     Backend(BackendArgs),
+    /// Run the gateway alone: the frontend from memory, `/api/*` to a pool of backends.
+    Gateway(GatewayArgs),
     /// Apply pending database migrations, or list them.
     Migrate(MigrateArgs),
     /// Validate the configuration and print it, secrets redacted; exit non-zero when invalid.
@@ -64,6 +66,23 @@ pub(crate) struct BackendArgs {
     /// 0.0.0.0:8090 in production).
     #[arg(long, value_name = "ADDR")]
     pub(crate) http: Option<String>,
+    #[command(flatten)]
+    pub(crate) data: DataArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GatewayArgs {
+    /// Address to listen on, host:port; port 0 picks a free port (default: 127.0.0.1:8080,
+    /// 0.0.0.0:8080 in production).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) http: Option<String>,
+    /// A backend for `/api/*`, such as http://127.0.0.1:8090; repeat for several. A host name
+    /// is resolved again periodically and every address it returns is a member.
+    #[arg(long = "upstream", value_name = "URL")]
+    pub(crate) upstreams: Vec<String>,
+    /// The frontend build to serve (default: ./public, /srv/pier/static in production).
+    #[arg(long = "public-dir", alias = "publicDir", value_name = "FOLDER")]
+    pub(crate) public_dir: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) data: DataArgs,
 }

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use pier_config::{Config, Env, Flag, LoadOptions, Role};
-use pier_server::{Application, MIGRATIONS};
+use pier_server::{Application, Gateway, MIGRATIONS};
 use pier_storage::Store;
 
 use crate::cli::{Cli, Command, DataArgs, MigrateAction, ServeArgs, SuperuserCommand};
@@ -22,6 +22,25 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
             let mut flags = data_flags(&a.data);
             push(&mut flags, "http.addr", a.http, "--http");
             serve(Role::Backend, a.data.config, flags)
+        }
+        Command::Gateway(a) => {
+            let mut flags = data_flags(&a.data);
+            push(&mut flags, "http.addr", a.http, "--http");
+            push_path(
+                &mut flags,
+                "paths.public_dir",
+                a.public_dir.as_deref(),
+                "--public-dir",
+            );
+            if !a.upstreams.is_empty() {
+                push(
+                    &mut flags,
+                    "gateway.upstreams",
+                    Some(a.upstreams.join(",")),
+                    "--upstream",
+                );
+            }
+            serve(Role::Gateway, a.data.config, flags)
         }
         Command::Check(a) => {
             let flags = serve_flags(&a);
@@ -118,7 +137,7 @@ fn serve(
     config_file: Option<std::path::PathBuf>,
     flags: Vec<Flag>,
 ) -> anyhow::Result<()> {
-    let config = load(role, config_file, flags)?;
+    let config = load(role, config_file, flags.clone())?;
     config.prepare_folders()?;
     let _guards = telemetry::init(&config)?;
     for warning in config.warnings() {
@@ -135,13 +154,99 @@ fn serve(
     );
     let rt = runtime()?;
     rt.block_on(async move {
+        if role == Role::Gateway {
+            let listener = tokio::net::TcpListener::bind(config.http.addr)
+                .await
+                .with_context(|| format!("failed to listen on {}", config.http.addr))?;
+            let addr = listener
+                .local_addr()
+                .context("failed to read the bound address")?;
+            let metrics = std::sync::Arc::new(pier_ops::Metrics::new());
+            let gateway = Gateway::new(&config, None, metrics).context("failed to start")?;
+            tokio::spawn(reload_on_change(
+                gateway.clone(),
+                role,
+                config.file.clone(),
+                flags,
+            ));
+            tracing::info!(addr = %addr, "listening on http://{addr}");
+            gateway
+                .serve(listener, shutdown_signal())
+                .await
+                .context("server stopped with an error")?;
+            tracing::info!("stopped");
+            return Ok(());
+        }
+        let file = config.file.clone();
         let app = Application::build(config)
             .await
             .context("failed to start")?;
+        if let Some(gateway) = app.gateway() {
+            tokio::spawn(reload_on_change(gateway, role, file, flags));
+        }
         app.run_until_stopped(shutdown_signal())
             .await
             .context("server stopped with an error")
     })
+}
+
+/// Reloads the gateway's routes, members, limits and public folder on SIGHUP, or when the
+/// configuration file changes. A configuration that does not load is logged and ignored.
+async fn reload_on_change(
+    gateway: Gateway,
+    role: Role,
+    file: Option<std::path::PathBuf>,
+    flags: Vec<Flag>,
+) {
+    let modified = |f: &Option<std::path::PathBuf>| {
+        f.as_ref()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .and_then(|m| m.modified().ok())
+    };
+    let mut seen = modified(&file);
+    #[cfg(unix)]
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(error) => {
+            tracing::error!(%error, "cannot listen for SIGHUP");
+            None
+        }
+    };
+    loop {
+        #[cfg(unix)]
+        let hangup = async {
+            match hup.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hangup = std::future::pending::<()>();
+        let reason = tokio::select! {
+            () = hangup => "SIGHUP",
+            () = tokio::time::sleep(std::time::Duration::from_secs(2)) => {
+                let now = modified(&file);
+                if now == seen {
+                    continue;
+                }
+                seen = now;
+                "configuration file changed"
+            }
+        };
+        tracing::info!(reason, "reloading the gateway");
+        match load(role, file.clone(), flags.clone()) {
+            Ok(config) => {
+                if let Err(e) = gateway.reload(&config) {
+                    tracing::error!(error = %format!("{e:#}"), "gateway not reloaded; the previous configuration keeps serving");
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "configuration not reloaded; the previous one keeps serving");
+            }
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

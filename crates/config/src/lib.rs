@@ -8,6 +8,7 @@
 #![deny(clippy::unwrap_used)]
 
 mod error;
+mod gateway;
 mod load;
 mod model;
 mod net;
@@ -15,6 +16,9 @@ mod raw;
 mod source;
 
 pub use error::ConfigError;
+pub use gateway::{
+    Balance, GatewayConfig, HealthCheck, RESERVED_LABELS, RateLimit, RouteConfig, RouteTarget,
+};
 pub use model::{
     Config, DatabaseConfig, HttpConfig, LoadOptions, LogConfig, LogFormat, LogLevel, MetricsConfig,
     OutsideApi, Paths, PostgresConfig, Role, SqliteConfig, expose,

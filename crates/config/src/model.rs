@@ -8,6 +8,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use toml::Value;
 
+use crate::gateway::GatewayConfig;
 use crate::load::{self, Layers};
 use crate::net::IpNet;
 use crate::raw::{AppEnv, Durability, PgTlsMode, RawConfig, is_secret};
@@ -174,6 +175,10 @@ pub struct OutsideApi {
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The subcommand the configuration was loaded for.
+    pub role: Role,
+    /// The configuration file read, if any (`--config` or `PIER_CONFIG`).
+    pub file: Option<PathBuf>,
     pub app_env: AppEnv,
     pub debug: bool,
     pub domain: Option<String>,
@@ -183,6 +188,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub metrics: MetricsConfig,
     pub apis: Vec<OutsideApi>,
+    pub gateway: GatewayConfig,
     resolved: Arc<RawConfig>,
     layers: Arc<Layers>,
 }
@@ -213,7 +219,9 @@ impl Config {
                 }
             })?;
         resolve_defaults(&mut raw, &layers, options.role);
-        validate(raw, layers)
+        let mut config = validate(raw, layers, options.role)?;
+        config.file = file;
+        Ok(config)
     }
 
     /// Loads a configuration from defaults and flags alone (tests, embedded use).
@@ -448,7 +456,7 @@ fn resolve_defaults(raw: &mut RawConfig, layers: &Layers, role: Role) {
     }
 }
 
-fn validate(raw: RawConfig, layers: Layers) -> Result<Config, ConfigError> {
+fn validate(raw: RawConfig, layers: Layers, role: Role) -> Result<Config, ConfigError> {
     let invalid = |key: &str, message: String| ConfigError::Invalid {
         key: key.to_owned(),
         origin: layers.origin(key),
@@ -587,10 +595,16 @@ fn validate(raw: RawConfig, layers: Layers) -> Result<Config, ConfigError> {
         });
     }
 
+    let domain = Some(raw.domain.trim().to_ascii_lowercase()).filter(|d| !d.is_empty());
+    let gateway = crate::gateway::validate(&raw.gateway, domain.as_deref(), &layers)?;
+
     Ok(Config {
+        role,
+        file: None,
         app_env: raw.app_env,
         debug: raw.debug,
-        domain: Some(raw.domain.trim().to_ascii_lowercase()).filter(|d| !d.is_empty()),
+        domain,
+        gateway,
         http,
         paths,
         log,

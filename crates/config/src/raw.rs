@@ -60,6 +60,7 @@ pub(crate) struct RawConfig {
     pub(crate) metrics: RawMetrics,
     /// Outside APIs, by name (`API_URL_<NAME>`, `API_KEY_<NAME>`).
     pub(crate) apis: BTreeMap<String, RawApi>,
+    pub(crate) gateway: crate::gateway::RawGateway,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
