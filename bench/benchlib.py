@@ -744,7 +744,7 @@ def measure_throughput(
                 res = run_wrk(srv.url(path), cpu=cpu, seconds=seconds, **kw(name))
             res.server_cpu_pct, res.core_other_pct = cw.server_pct, cw.other_pct
             if c0 is not None:
-                res.client_core_pct = 100 * (cpu_busy_ticks(cpu) - c0) / (cw.elapsed * CoreWatch.HZ)
+                res.client_core_pct = min(100.0, 100 * (cpu_busy_ticks(cpu) - c0) / (cw.elapsed * CoreWatch.HZ))
             flag = f"  ERRORS: {res.errors}" if res.errors else ""
             core = (
                 f"  server {cw.server_pct:3.0f}% CPU, core{srv.cpu} other {cw.other_pct:3.0f}%"
