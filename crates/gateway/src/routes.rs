@@ -287,19 +287,19 @@ impl Table {
             "/_pier/status",
             Route::new("gateway:status", Target::Page(Page::Status), &defaults),
         )];
-        if !in_process_backend {
-            pages.push((
-                "/livez",
-                Route::new("/livez", Target::Page(Page::Livez), &defaults),
-            ));
-            pages.push((
-                "/readyz",
-                Route::new("/readyz", Target::Page(Page::Readyz), &defaults),
-            ));
-            pages.push((
-                "/metrics",
-                Route::new("/metrics", Target::Page(Page::Metrics), &defaults),
-            ));
+        // Health and metrics: the backend's own when it runs here (it knows the database),
+        // else the gateway's.
+        for (path, page) in [
+            ("/livez", Page::Livez),
+            ("/readyz", Page::Readyz),
+            ("/metrics", Page::Metrics),
+        ] {
+            let target = if in_process_backend {
+                Target::Backend(Part::Api)
+            } else {
+                Target::Page(page)
+            };
+            pages.push((path, Route::new(path, target, &defaults)));
         }
 
         let domain = config
