@@ -922,3 +922,55 @@ async fn a_gateway_needs_a_backend() {
         .unwrap();
     assert!(err.to_string().contains("--upstream"), "{err}");
 }
+
+#[tokio::test]
+async fn a_frontend_dev_server_gets_every_page_and_its_websocket() {
+    let api = Upstream::start("a").await;
+    let vite = Upstream::start("vite").await;
+    let f = front(
+        "",
+        &[
+            ("gateway.upstreams", api.url()),
+            ("gateway.frontend_dev_url", vite.url()),
+        ],
+    )
+    .await;
+    let t = f
+        .client
+        .get(format!("{}/src/main.ts", f.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(t.starts_with("vite /src/main.ts\n"), "{t}");
+    let t = f
+        .client
+        .get(format!("{}/api/x", f.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(t.starts_with("a /api/x\n"), "{t}");
+    // The hot-reload socket.
+    let mut s = TcpStream::connect(f.addr).await.unwrap();
+    s.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"));
+    s.write_all(b"hmr").await.unwrap();
+    let mut back = [0u8; 3];
+    s.read_exact(&mut back).await.unwrap();
+    assert_eq!(&back, b"hmr");
+}
