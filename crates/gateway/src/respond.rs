@@ -20,15 +20,6 @@ pub(crate) fn error(status: StatusCode, message: &str) -> Response<Body> {
     res
 }
 
-/// The same error, telling the client to close the connection (smuggling, broken framing).
-#[allow(dead_code)]
-pub(crate) fn error_and_close(status: StatusCode, message: &str) -> Response<Body> {
-    let mut res = error(status, message);
-    res.headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    res
-}
-
 pub(crate) fn not_found() -> Response<Body> {
     error(
         StatusCode::NOT_FOUND,

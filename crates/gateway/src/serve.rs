@@ -66,7 +66,11 @@ impl Gateway {
                             Ok::<_, std::convert::Infallible>(gw.handle(req.map(axum::body::Body::new), peer, false).await)
                         }
                     });
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    let io = TokioIo::new(crate::framing::Guarded::new(
+                        stream,
+                        settings.header_read_timeout,
+                    ));
+                    let conn = builder.serve_connection_with_upgrades(io, service);
                     let conn = graceful.watch(conn.into_owned());
                     tokio::spawn(async move {
                         if let Err(e) = conn.await {

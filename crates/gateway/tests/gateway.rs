@@ -822,12 +822,31 @@ async fn smuggling_and_oversized_heads_are_refused() {
         "nothing reached the upstream"
     );
 
-    // Content-Length with Transfer-Encoding: the body is read as chunked, the connection is
-    // closed after the answer, and what follows is never served as a second request.
-    let smuggle = b"POST /api/x HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /api/smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
-    let out = raw(f.addr, smuggle, Duration::from_secs(3)).await;
-    assert!(!out.contains("/api/smuggled"), "{out}");
-    assert_eq!(out.matches("HTTP/1.1 ").count(), 1, "{out}");
+    // Content-Length with Transfer-Encoding, and bare LF line ends: 400, the connection closed,
+    // and what follows is never served as a second request.
+    let smuggles: [&[u8]; 3] = [
+        b"POST /api/x HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /api/smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /api/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\nGET /api/smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /api/x HTTP/1.1\nHost: x\n\nGET /api/smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
+    ];
+    for case in smuggles {
+        let out = raw(f.addr, case, Duration::from_secs(3)).await;
+        assert!(out.starts_with("HTTP/1.1 400"), "{out}");
+        assert_eq!(out.matches("HTTP/1.1 ").count(), 1, "{out}");
+    }
+    assert_eq!(
+        up.hits.load(Ordering::SeqCst),
+        0,
+        "nothing reached the upstream"
+    );
+    // A keep-alive connection with honest requests, pipelined, bodies and all, still works.
+    let honest = b"POST /api/a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloPOST /api/b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /api/c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let out = raw(f.addr, honest, Duration::from_secs(3)).await;
+    assert_eq!(out.matches("HTTP/1.1 200").count(), 3, "{out}");
+    assert!(
+        out.contains("body: hello") && out.contains("body: abc"),
+        "{out}"
+    );
 
     // Too many headers, or a head too large: 431.
     let mut many = String::from("GET / HTTP/1.1\r\nHost: x\r\n");
