@@ -21,6 +21,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Past this, an unfinished head is handed on as it is (hyper answers 431).
 const HEAD_MAX: usize = 256 * 1024;
+/// Bytes asked of the socket per read.
+const READ_CHUNK: usize = 16 * 1024;
 /// A chunk-size line this long is not one.
 const LINE_MAX: usize = 4096;
 
@@ -43,6 +45,7 @@ pub(crate) struct Guarded<S> {
     /// only starts once it is handed bytes).
     head_timeout: Duration,
     head_deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    scratch: Option<Box<[u8]>>,
     state: State,
     /// Read but not yet examined.
     pending: BytesMut,
@@ -57,6 +60,7 @@ impl<S> Guarded<S> {
             inner,
             head_timeout,
             head_deadline: None,
+            scratch: None,
             state: State::Head,
             pending: BytesMut::new(),
             ready: BytesMut::new(),
@@ -308,8 +312,11 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
             if this.eof {
                 return Poll::Ready(Ok(()));
             }
-            let mut tmp = [0u8; 16 * 1024];
-            let mut rb = ReadBuf::new(&mut tmp);
+            // A buffer zeroed once per connection, not per read.
+            let scratch = this
+                .scratch
+                .get_or_insert_with(|| vec![0u8; READ_CHUNK].into_boxed_slice());
+            let mut rb = ReadBuf::new(scratch);
             match Pin::new(&mut this.inner).poll_read(cx, &mut rb) {
                 Poll::Pending => {
                     if this.state == State::Head && !this.pending.is_empty() {

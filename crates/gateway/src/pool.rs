@@ -172,34 +172,51 @@ impl Pool {
     pub(crate) fn pick(&self, tried: &[Arc<Member>]) -> Option<InFlight> {
         let members = self.members.load();
         let now = self.now_ms();
-        let fresh = |m: &&Arc<Member>| !tried.iter().any(|t| Arc::ptr_eq(t, m));
-        let mut candidates: Vec<&Arc<Member>> = members
-            .iter()
-            .filter(fresh)
-            .filter(|m| self.available(m, now))
-            .collect();
-        if candidates.is_empty() && tried.is_empty() {
-            candidates = members.iter().filter(fresh).collect();
-        }
-        let chosen = match candidates.len() {
-            0 => return None,
-            1 => candidates[0],
-            n => match self.settings.balance {
-                Balance::RoundRobin => candidates[self.next.fetch_add(1, Ordering::Relaxed) % n],
-                Balance::LeastRequests => {
-                    let mut rng = rand::rng();
-                    let a = rng.random_range(0..n);
-                    let mut b = rng.random_range(0..n - 1);
-                    if b >= a {
-                        b += 1;
-                    }
-                    if candidates[b].in_flight() < candidates[a].in_flight() {
-                        candidates[b]
-                    } else {
-                        candidates[a]
+        let n = members.len();
+        let fresh = |m: &Arc<Member>| !tried.iter().any(|t| Arc::ptr_eq(t, m));
+        let usable = |m: &Arc<Member>| fresh(m) && self.available(m, now);
+        let chosen = match self.settings.balance {
+            Balance::RoundRobin => {
+                let start = self.next.fetch_add(1, Ordering::Relaxed);
+                (0..n)
+                    .map(|i| &members[(start + i) % n])
+                    .find(|m| usable(m))
+            }
+            Balance::LeastRequests => {
+                // Two random members that can take the request; the less busy one.
+                let mut rng = rand::rng();
+                let ia = rng.random_range(0..n.max(1));
+                let ib = if n > 1 {
+                    let j = rng.random_range(0..n - 1);
+                    Some(if j >= ia { j + 1 } else { j })
+                } else {
+                    None
+                };
+                let a = members.get(ia).filter(|m| usable(m));
+                let b = ib.and_then(|i| members.get(i)).filter(|m| usable(m));
+                match (a, b) {
+                    (Some(a), Some(b)) => Some(if b.in_flight() < a.in_flight() { b } else { a }),
+                    (Some(x), None) | (None, Some(x)) => Some(x),
+                    (None, None) => {
+                        let start = rng.random_range(0..n.max(1));
+                        (0..n)
+                            .map(|i| &members[(start + i) % n])
+                            .find(|m| usable(m))
                     }
                 }
-            },
+            }
+        };
+        // None can take it: any fresh member, on the first attempt (the health information
+        // may be stale, and trying beats refusing).
+        let chosen = match chosen {
+            Some(m) => m,
+            None if tried.is_empty() => {
+                let start = self.next.fetch_add(1, Ordering::Relaxed);
+                (0..n)
+                    .map(|i| &members[(start + i) % n])
+                    .find(|m| fresh(m))?
+            }
+            None => return None,
         };
         chosen.in_flight.fetch_add(1, Ordering::Relaxed);
         chosen.requests.fetch_add(1, Ordering::Relaxed);
