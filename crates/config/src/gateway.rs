@@ -520,6 +520,79 @@ mod tests {
         assert_eq!(normalise_prefix("/a/../b"), None);
     }
 
+    fn load(toml: &str) -> Result<crate::Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pier.toml");
+        std::fs::write(&file, toml).unwrap();
+        crate::Config::load(
+            crate::LoadOptions {
+                role: crate::Role::Gateway,
+                config_file: Some(file),
+                flags: vec![],
+            },
+            &crate::Env::default(),
+        )
+    }
+
+    #[test]
+    fn bad_routes_are_refused_naming_the_key() {
+        let cases = [
+            (
+                "[[gateway.routes]]\npath = \"/x\"\nto = \"nowhere\"",
+                "gateway.routes.0.to",
+            ),
+            (
+                "[[gateway.routes]]\npath = \"/x\"\nto = \"upstream\"",
+                "gateway.routes.0.upstreams",
+            ),
+            (
+                "[[gateway.routes]]\npath = \"x\"\nto = \"api\"",
+                "gateway.routes.0.path",
+            ),
+            ("[[gateway.routes]]\nto = \"api\"", "gateway.routes.0.host"),
+            (
+                "[[gateway.routes]]\npath = \"/x\"\nto = \"redirect\"\nredirect = \"javascript:x\"",
+                "gateway.routes.0.redirect",
+            ),
+            (
+                "[[gateway.routes]]\npath = \"/x\"\nto = \"redirect\"\nredirect = \"/y\"\nstatus = 200",
+                "gateway.routes.0.status",
+            ),
+            (
+                "domain = \"example.com\"\n[[gateway.routes]]\nhost = \"www.example.com\"\nto = \"api\"",
+                "gateway.routes.0.host",
+            ),
+            (
+                "[gateway]\nupstreams = [\"127.0.0.1:8090\"]",
+                "gateway.upstreams",
+            ),
+            (
+                "[gateway]\ntrusted_proxies = [\"10.0.0.0/33\"]",
+                "gateway.trusted_proxies",
+            ),
+            ("[gateway]\nbalance = \"random\"", "gateway.balance"),
+            (
+                "[gateway]\nallow_reserved = [\"shop\"]",
+                "gateway.allow_reserved",
+            ),
+            (
+                "[[gateway.routes]]\npath = \"/x\"\nto = \"api\"\nspeed = 1",
+                "gateway.routes",
+            ),
+        ];
+        for (toml, key) in cases {
+            let err = load(toml)
+                .err()
+                .unwrap_or_else(|| panic!("accepted: {toml}"));
+            assert!(err.to_string().contains(key), "{toml}: {err}");
+        }
+        // Claiming a reserved name works once it is allowed.
+        let ok = load(
+            "domain = \"example.com\"\n[gateway]\nallow_reserved = [\"www\"]\n[[gateway.routes]]\nhost = \"www.example.com\"\nto = \"api\"",
+        );
+        assert!(ok.is_ok(), "{:?}", ok.err());
+    }
+
     #[test]
     fn upstream_urls_need_scheme_and_host_and_no_path() {
         assert!(upstream_url("http://127.0.0.1:8090").is_ok());
