@@ -32,6 +32,9 @@ pub(crate) enum Command {
     /// Manage superusers.
     #[command(subcommand)]
     Superuser(SuperuserCommand),
+    /// Certificates.
+    #[command(subcommand)]
+    Cert(CertCommand),
     /// Print pier's version.
     Version,
 }
@@ -53,6 +56,10 @@ pub(crate) struct ServeArgs {
     /// 0.0.0.0:8080 in production).
     #[arg(long, value_name = "ADDR")]
     pub(crate) http: Option<String>,
+    /// HTTPS on the listener: `dev` (a local CA's certificate for localhost, see `pier cert
+    /// dev`), `files` (tls.cert_file and tls.key_file) or `off`.
+    #[arg(long, value_name = "MODE")]
+    pub(crate) tls: Option<String>,
     /// The frontend build to serve (default: ./public, /srv/pier/static in production).
     #[arg(long = "public-dir", alias = "publicDir", value_name = "FOLDER")]
     pub(crate) public_dir: Option<PathBuf>,
@@ -76,6 +83,10 @@ pub(crate) struct GatewayArgs {
     /// 0.0.0.0:8080 in production).
     #[arg(long, value_name = "ADDR")]
     pub(crate) http: Option<String>,
+    /// HTTPS on the listener: `dev` (a local CA's certificate for localhost, see `pier cert
+    /// dev`), `files` (tls.cert_file and tls.key_file) or `off`.
+    #[arg(long, value_name = "MODE")]
+    pub(crate) tls: Option<String>,
     /// A backend for `/api/*`, such as http://127.0.0.1:8090; repeat for several. A host name
     /// is resolved again periodically and every address it returns is a member.
     #[arg(long = "upstream", value_name = "URL")]
@@ -100,6 +111,13 @@ pub(crate) struct MigrateArgs {
 pub(crate) enum MigrateAction {
     Up,
     List,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CertCommand {
+    /// Make a local CA (kept in the certificates folder) and a certificate for localhost,
+    /// *.localhost, 127.0.0.1 and ::1, and print how to trust the CA.
+    Dev(DataArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -5,7 +5,7 @@ use pier_config::{Config, Env, Flag, LoadOptions, Role};
 use pier_server::{Application, Gateway, MIGRATIONS};
 use pier_storage::Store;
 
-use crate::cli::{Cli, Command, DataArgs, MigrateAction, ServeArgs, SuperuserCommand};
+use crate::cli::{CertCommand, Cli, Command, DataArgs, MigrateAction, ServeArgs, SuperuserCommand};
 use crate::telemetry;
 
 pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
@@ -26,6 +26,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Gateway(a) => {
             let mut flags = data_flags(&a.data);
             push(&mut flags, "http.addr", a.http, "--http");
+            push(&mut flags, "tls.mode", a.tls, "--tls");
             push_path(
                 &mut flags,
                 "paths.public_dir",
@@ -41,6 +42,33 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             serve(Role::Gateway, a.data.config, flags)
+        }
+        Command::Cert(CertCommand::Dev(a)) => {
+            let flags = data_flags(&a);
+            let config = load(Role::Tool, a.config, flags)?;
+            let (files, ca, _) = pier_server::ensure_dev_certificate(&config.paths.certs_dir)
+                .context("failed to make the development certificate")?;
+            println!("certificate for localhost, *.localhost, 127.0.0.1 and ::1:");
+            println!("  {}", files.cert_file.display());
+            println!("  {}", files.key_file.display());
+            println!("signed by the development CA {}", ca.display());
+            println!();
+            println!("Trust the CA once on this machine (development only):");
+            println!(
+                "  Debian/Ubuntu: sudo cp {} /usr/local/share/ca-certificates/pier-dev-ca.crt && sudo update-ca-certificates",
+                ca.display()
+            );
+            println!(
+                "  Chromium/Firefox (NSS): certutil -d sql:$HOME/.pki/nssdb -A -t C,, -n pier-dev -i {}",
+                ca.display()
+            );
+            println!(
+                "  macOS: sudo security add-trusted-cert -d -r trustRoot -k /Library/Keychains/System.keychain {}",
+                ca.display()
+            );
+            println!();
+            println!("Then run `pier serve --tls dev`.");
+            Ok(())
         }
         Command::Check(a) => {
             let flags = serve_flags(&a);
@@ -109,6 +137,7 @@ fn push_path(
 fn serve_flags(a: &ServeArgs) -> Vec<Flag> {
     let mut flags = data_flags(&a.data);
     push(&mut flags, "http.addr", a.http.clone(), "--http");
+    push(&mut flags, "tls.mode", a.tls.clone(), "--tls");
     push_path(
         &mut flags,
         "paths.public_dir",
@@ -169,7 +198,8 @@ fn serve(
                 config.file.clone(),
                 flags,
             ));
-            tracing::info!(addr = %addr, "listening on http://{addr}");
+            let scheme = gateway.scheme();
+            tracing::info!(addr = %addr, "listening on {scheme}://{addr}");
             gateway
                 .serve(listener, shutdown_signal())
                 .await

@@ -14,6 +14,7 @@ mod model;
 mod net;
 mod raw;
 mod source;
+mod tls;
 
 pub use error::ConfigError;
 pub use gateway::{
@@ -27,3 +28,4 @@ pub use net::IpNet;
 pub use raw::{AppEnv, Durability, PgTlsMode};
 pub use secrecy::SecretString;
 pub use source::{Env, Flag, Source};
+pub use tls::{CertificateFiles, TlsConfig, TlsMode, dev_files};

@@ -189,6 +189,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub apis: Vec<OutsideApi>,
     pub gateway: GatewayConfig,
+    pub tls: crate::tls::TlsConfig,
     resolved: Arc<RawConfig>,
     layers: Arc<Layers>,
 }
@@ -597,6 +598,12 @@ fn validate(raw: RawConfig, layers: Layers, role: Role) -> Result<Config, Config
 
     let domain = Some(raw.domain.trim().to_ascii_lowercase()).filter(|d| !d.is_empty());
     let gateway = crate::gateway::validate(&raw.gateway, domain.as_deref(), &layers)?;
+    let tls = crate::tls::validate(
+        &raw.tls,
+        raw.app_env == AppEnv::Production,
+        &layers,
+        parse_listen_addr,
+    )?;
 
     Ok(Config {
         role,
@@ -605,6 +612,7 @@ fn validate(raw: RawConfig, layers: Layers, role: Role) -> Result<Config, Config
         debug: raw.debug,
         domain,
         gateway,
+        tls,
         http,
         paths,
         log,

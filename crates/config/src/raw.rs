@@ -61,6 +61,7 @@ pub(crate) struct RawConfig {
     /// Outside APIs, by name (`API_URL_<NAME>`, `API_KEY_<NAME>`).
     pub(crate) apis: BTreeMap<String, RawApi>,
     pub(crate) gateway: crate::gateway::RawGateway,
+    pub(crate) tls: crate::tls::RawTls,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -44,6 +44,8 @@ pub enum GatewayError {
         "no backend to send /api/* to: give `pier gateway` at least one --upstream (or gateway.upstreams)"
     )]
     NoUpstream,
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 pub(crate) struct Inner {
@@ -51,6 +53,9 @@ pub(crate) struct Inner {
     pub(crate) site: ArcSwap<Site>,
     pub(crate) settings: ArcSwap<Settings>,
     pub(crate) client: Client,
+    pub(crate) tls: Option<Arc<crate::tls::Tls>>,
+    /// `Strict-Transport-Security` for HTTPS responses.
+    hsts: Option<HeaderValue>,
     backend: Option<Backend>,
     metrics: Arc<Metrics>,
     ids: RequestIds,
@@ -72,6 +77,8 @@ pub(crate) struct Settings {
     pub(crate) max_headers: usize,
     pub(crate) dns_refresh: Duration,
     pub(crate) health_interval: Option<Duration>,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) redirect_addr: Option<SocketAddr>,
 }
 
 impl Settings {
@@ -91,6 +98,8 @@ impl Settings {
             max_headers: g.max_headers,
             dns_refresh: g.dns_refresh,
             health_interval: g.health.as_ref().map(|h| h.interval),
+            handshake_timeout: config.tls.handshake_timeout,
+            redirect_addr: config.tls.redirect_addr,
         }
     }
 }
@@ -119,7 +128,17 @@ impl Gateway {
         let site = load_site(&settings)?;
         let table = Table::build(config, backend.is_some(), None);
         let g = &config.gateway;
+        let tls = crate::tls::Tls::load(&config.tls, &config.paths.certs_dir)?.map(Arc::new);
+        let hsts = (tls.is_some() && !config.tls.hsts_max_age.is_zero()).then(|| {
+            let mut v = format!("max-age={}", config.tls.hsts_max_age.as_secs());
+            if config.tls.hsts_preload {
+                v.push_str("; includeSubDomains; preload");
+            }
+            HeaderValue::from_str(&v).unwrap_or(HeaderValue::from_static("max-age=63072000"))
+        });
         let inner = Arc::new(Inner {
+            tls,
+            hsts,
             table: ArcSwap::from_pointee(table),
             site: ArcSwap::from_pointee(site),
             settings: ArcSwap::from_pointee(settings),
@@ -155,6 +174,15 @@ impl Gateway {
         Ok(())
     }
 
+    /// `https` when the listener terminates TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.inner.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     /// Loads the public folder again.
     ///
     /// # Errors
@@ -171,8 +199,18 @@ impl Gateway {
         Ok(())
     }
 
-    /// Handles one request from `peer`.
+    /// Handles one request from `peer`; `tls` when it came over HTTPS.
     pub async fn handle(&self, req: Request<Body>, peer: SocketAddr, tls: bool) -> Response<Body> {
+        let mut res = self.route(req, peer, tls).await;
+        if tls && let Some(h) = &self.inner.hsts {
+            res.headers_mut()
+                .entry(header::STRICT_TRANSPORT_SECURITY)
+                .or_insert(h.clone());
+        }
+        res
+    }
+
+    async fn route(&self, req: Request<Body>, peer: SocketAddr, tls: bool) -> Response<Body> {
         let inner = &self.inner;
         let table = inner.table.load();
         let settings = inner.settings.load();

@@ -18,6 +18,8 @@ mod respond;
 mod routes;
 mod serve;
 mod site;
+mod tls;
 
 pub use gateway::{Backend, Gateway, GatewayError};
 pub use serve::describe;
+pub use tls::{TlsError, ensure_dev_certificate};

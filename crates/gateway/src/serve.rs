@@ -12,6 +12,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::framing::Guarded;
 use crate::gateway::Gateway;
 
 /// How often the public folder is looked at for changes.
@@ -30,6 +31,26 @@ impl Gateway {
     ) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let background = tokio::spawn(self.clone().background(stop_rx.clone()));
+        let redirect = match (&self.inner.tls, self.inner.settings.load().redirect_addr) {
+            (Some(_), Some(addr)) => {
+                let https_port = listener.local_addr().map(|a| a.port()).unwrap_or(443);
+                match TcpListener::bind(addr).await {
+                    Ok(l) => {
+                        tracing::info!(addr = %addr, "redirecting http://{addr} to HTTPS");
+                        Some(tokio::spawn(redirect_to_https(
+                            l,
+                            https_port,
+                            stop_rx.clone(),
+                        )))
+                    }
+                    Err(e) => {
+                        tracing::warn!(addr = %addr, error = %e, "cannot listen for the HTTP to HTTPS redirect");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
 
         let settings = self.inner.settings.load_full();
         let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -60,20 +81,50 @@ impl Gateway {
                     };
                     let _ = stream.set_nodelay(true);
                     let gw = self.clone();
-                    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-                        let gw = gw.clone();
-                        async move {
-                            Ok::<_, std::convert::Infallible>(gw.handle(req.map(axum::body::Body::new), peer, false).await)
-                        }
-                    });
-                    let io = TokioIo::new(crate::framing::Guarded::new(
-                        stream,
-                        settings.header_read_timeout,
-                    ));
-                    let conn = builder.serve_connection_with_upgrades(io, service);
-                    let conn = graceful.watch(conn.into_owned());
+                    let builder = builder.clone();
+                    let watcher = graceful.watcher();
+                    let tls = self.inner.tls.clone();
+                    let handshake_timeout = settings.handshake_timeout;
+                    let head_timeout = settings.header_read_timeout;
+                    // The handshake runs in the connection's own task: a slow client never
+                    // holds up the accept loop.
                     tokio::spawn(async move {
-                        if let Err(e) = conn.await {
+                        let service = move |secure: bool| {
+                            let gw = gw.clone();
+                            hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+                                let gw = gw.clone();
+                                async move {
+                                    Ok::<_, std::convert::Infallible>(
+                                        gw.handle(req.map(axum::body::Body::new), peer, secure).await,
+                                    )
+                                }
+                            })
+                        };
+                        let result = match tls {
+                            None => {
+                                let io = TokioIo::new(Guarded::new(stream, head_timeout));
+                                let conn = builder.serve_connection_with_upgrades(io, service(false));
+                                watcher.watch(conn.into_owned()).await
+                            }
+                            Some(tls) => {
+                                let accepted = tokio::time::timeout(handshake_timeout, tls.acceptor.accept(stream)).await;
+                                let stream = match accepted {
+                                    Ok(Ok(s)) => s,
+                                    Ok(Err(e)) => {
+                                        tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+                                        return;
+                                    }
+                                    Err(_) => {
+                                        tracing::debug!(peer = %peer, "TLS handshake timed out");
+                                        return;
+                                    }
+                                };
+                                let io = TokioIo::new(Guarded::new(stream, head_timeout));
+                                let conn = builder.serve_connection_with_upgrades(io, service(true));
+                                watcher.watch(conn.into_owned()).await
+                            }
+                        };
+                        if let Err(e) = result {
                             tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
                         }
                     });
@@ -91,6 +142,9 @@ impl Gateway {
             }
         }
         background.abort();
+        if let Some(r) = redirect {
+            r.abort();
+        }
         Ok(())
     }
 
@@ -127,6 +181,9 @@ impl Gateway {
             }
             if now.duration_since(last_site) >= SITE_POLL {
                 last_site = now;
+                if let Some(tls) = self.inner.tls.clone() {
+                    let _ = tokio::task::spawn_blocking(move || tls.reload_if_changed()).await;
+                }
                 let dir = settings.public_dir.clone();
                 let loaded = self.inner.site.load().fingerprint;
                 let fp = tokio::task::spawn_blocking(move || crate::site::fingerprint(&dir))
@@ -142,6 +199,72 @@ impl Gateway {
             }
         }
     }
+}
+
+/// Plain HTTP: every request gets a 308 to the same URL over HTTPS, except ACME's HTTP-01
+/// challenges, which are answered here once certificates are ordered.
+async fn redirect_to_https(
+    listener: TcpListener,
+    https_port: u16,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let (stream, _) = tokio::select! {
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => return,
+        };
+        tokio::spawn(async move {
+            let service =
+                hyper::service::service_fn(move |req: hyper::Request<Incoming>| async move {
+                    Ok::<_, std::convert::Infallible>(https_location(&req, https_port))
+                });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn https_location(
+    req: &hyper::Request<Incoming>,
+    https_port: u16,
+) -> hyper::Response<axum::body::Body> {
+    use http::header;
+    if req.uri().path().starts_with("/.well-known/acme-challenge/") {
+        return crate::respond::not_found();
+    }
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let host = if host.starts_with('[') {
+        host.split(']')
+            .next()
+            .map_or(host.to_owned(), |h| format!("{h}]"))
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h).to_owned()
+    };
+    let port = if https_port == 443 {
+        String::new()
+    } else {
+        format!(":{https_port}")
+    };
+    let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let mut res = hyper::Response::new(axum::body::Body::empty());
+    *res.status_mut() = http::StatusCode::PERMANENT_REDIRECT;
+    if let Ok(v) = http::HeaderValue::from_str(&format!("https://{host}{port}{pq}")) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    res
 }
 
 /// The address a listener is bound to, for logs.

@@ -213,7 +213,8 @@ impl Application {
             let _ = fatal_out_tx.send(fatal);
         };
 
-        tracing::info!(addr = %addr, "listening on http://{addr}");
+        let scheme = gateway.as_ref().map_or("http", Gateway::scheme);
+        tracing::info!(addr = %addr, "listening on {scheme}://{addr}");
         let result = match gateway {
             Some(gateway) => {
                 // The gateway drains its connections within the same deadline.
