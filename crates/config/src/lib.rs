@@ -28,4 +28,4 @@ pub use net::IpNet;
 pub use raw::{AppEnv, Durability, PgTlsMode};
 pub use secrecy::SecretString;
 pub use source::{Env, Flag, Source};
-pub use tls::{CertificateFiles, TlsConfig, TlsMode, dev_files};
+pub use tls::{AcmeConfig, CertificateFiles, TlsConfig, TlsMode, acme_files, dev_files};

@@ -598,8 +598,25 @@ fn validate(raw: RawConfig, layers: Layers, role: Role) -> Result<Config, Config
 
     let domain = Some(raw.domain.trim().to_ascii_lowercase()).filter(|d| !d.is_empty());
     let gateway = crate::gateway::validate(&raw.gateway, domain.as_deref(), &layers)?;
+    let derived_names: Vec<String> = match &domain {
+        Some(d) => {
+            let mut n = vec![d.clone()];
+            for label in ["www", "api", "admin", "docs"] {
+                n.push(format!("{label}.{d}"));
+            }
+            if raw.gateway.app_subdomain {
+                n.push(format!("app.{d}"));
+            }
+            if !raw.gateway.staging_url.is_empty() {
+                n.push(format!("dev.{d}"));
+            }
+            n
+        }
+        None => Vec::new(),
+    };
     let tls = crate::tls::validate(
         &raw.tls,
+        &derived_names,
         raw.app_env == AppEnv::Production,
         &layers,
         parse_listen_addr,

@@ -226,6 +226,8 @@ pub(crate) struct RawApi {
 
 /// Paths whose values are secrets: never printed, and also accepted from `<key>_file`.
 pub(crate) fn is_secret(path: &str) -> bool {
-    matches!(path, "database.url" | "database.password" | "metrics.token")
-        || (path.starts_with("apis.") && path.ends_with(".key"))
+    matches!(
+        path,
+        "database.url" | "database.password" | "metrics.token" | "tls.acme_eab_hmac_key"
+    ) || (path.starts_with("apis.") && path.ends_with(".key"))
 }

@@ -30,6 +30,23 @@ pub(crate) struct RawTls {
     pub(crate) redirect_addr: String,
     /// A TLS handshake must finish within this time.
     pub(crate) handshake_timeout_seconds: u64,
+    /// ACME (`mode = "acme"`): the CA's directory (default: Let's Encrypt).
+    pub(crate) acme_directory_url: String,
+    /// A contact email for the ACME account (optional).
+    pub(crate) acme_email: String,
+    /// A PEM root to trust for the ACME directory's own HTTPS (a private or test CA).
+    pub(crate) acme_ca_file: String,
+    /// External Account Binding: the key id and the base64url HMAC key (`_file` accepted).
+    pub(crate) acme_eab_kid: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) acme_eab_hmac_key: Option<String>,
+    /// The names to certify. Empty: the domain and its api., admin., docs. (and www., app.,
+    /// dev. when routed).
+    pub(crate) acme_names: Vec<String>,
+    /// First wait after a failed order; doubled each time, up to six hours.
+    pub(crate) acme_retry_seconds: u64,
+    /// How often the certificate's age is looked at.
+    pub(crate) acme_check_interval_seconds: u64,
 }
 
 impl Default for RawTls {
@@ -43,6 +60,14 @@ impl Default for RawTls {
             hsts_preload: false,
             redirect_addr: String::new(),
             handshake_timeout_seconds: 10,
+            acme_directory_url: "https://acme-v02.api.letsencrypt.org/directory".into(),
+            acme_email: String::new(),
+            acme_ca_file: String::new(),
+            acme_eab_kid: String::new(),
+            acme_eab_hmac_key: None,
+            acme_names: Vec::new(),
+            acme_retry_seconds: 60,
+            acme_check_interval_seconds: 3600,
         }
     }
 }
@@ -69,6 +94,21 @@ pub enum TlsMode {
     Dev,
     /// These files; the first is the default when no name matches.
     Files(Vec<CertificateFiles>),
+    /// Certificates ordered from an ACME CA and renewed here.
+    Acme(AcmeConfig),
+}
+
+/// Ordering certificates over ACME (RFC 8555).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcmeConfig {
+    pub directory_url: String,
+    pub email: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    /// Key id and base64url HMAC key.
+    pub eab: Option<(String, String)>,
+    pub names: Vec<String>,
+    pub retry: Duration,
+    pub check_interval: Duration,
 }
 
 /// The validated `[tls]` section.
@@ -83,6 +123,7 @@ pub struct TlsConfig {
 
 pub(crate) fn validate(
     t: &RawTls,
+    derived_names: &[String],
     production: bool,
     layers: &Layers,
     parse_addr: impl Fn(&str) -> Option<SocketAddr>,
@@ -120,10 +161,67 @@ pub(crate) fn validate(
             }
             TlsMode::Files(files)
         }
+        "acme" => {
+            let names: Vec<String> = if t.acme_names.is_empty() {
+                derived_names.to_vec()
+            } else {
+                t.acme_names
+                    .iter()
+                    .map(|n| n.trim().to_ascii_lowercase())
+                    .collect()
+            };
+            if names.is_empty() {
+                return Err(invalid(
+                    "tls.mode",
+                    "`acme` needs names to certify: set PIER_DOMAIN or tls.acme_names".into(),
+                ));
+            }
+            if let Some(bad) = names.iter().find(|n| {
+                n.is_empty()
+                    || !n
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '*')
+            }) {
+                return Err(invalid(
+                    "tls.acme_names",
+                    format!("`{bad}` is not a host name"),
+                ));
+            }
+            if !(t.acme_directory_url.starts_with("https://")
+                || t.acme_directory_url.starts_with("http://"))
+            {
+                return Err(invalid(
+                    "tls.acme_directory_url",
+                    format!("expected an https:// URL, got `{}`", t.acme_directory_url),
+                ));
+            }
+            let eab = match (
+                t.acme_eab_kid.is_empty(),
+                t.acme_eab_hmac_key.as_deref().filter(|k| !k.is_empty()),
+            ) {
+                (true, None) => None,
+                (false, Some(k)) => Some((t.acme_eab_kid.clone(), k.to_owned())),
+                _ => {
+                    return Err(invalid(
+                        "tls.acme_eab_kid",
+                        "External Account Binding needs both tls.acme_eab_kid and tls.acme_eab_hmac_key".into(),
+                    ));
+                }
+            };
+            TlsMode::Acme(AcmeConfig {
+                directory_url: t.acme_directory_url.clone(),
+                email: Some(t.acme_email.clone()).filter(|e| !e.is_empty()),
+                ca_file: Some(PathBuf::from(&t.acme_ca_file)).filter(|p| !p.as_os_str().is_empty()),
+                eab,
+                names,
+                retry: Duration::from_secs(t.acme_retry_seconds.max(1)),
+                check_interval: Duration::from_secs(t.acme_check_interval_seconds.max(1)),
+            })
+        }
         other => {
             return Err(invalid(
                 "tls.mode",
-                format!("expected `off`, `dev` or `files`, got `{other}`"),
+                format!("expected `off`, `dev`, `files` or `acme`, got `{other}`"),
             ));
         }
     };
@@ -138,6 +236,12 @@ pub(crate) fn validate(
             )
         })?),
     };
+    if matches!(mode, TlsMode::Acme(_)) && redirect_addr.is_none() {
+        return Err(invalid(
+            "tls.redirect_addr",
+            "`acme` answers HTTP-01 challenges on the plain HTTP listener: set tls.redirect_addr (`0.0.0.0:80`)".into(),
+        ));
+    }
     Ok(TlsConfig {
         mode,
         hsts_max_age: Duration::from_secs(t.hsts_max_age_seconds),
@@ -145,6 +249,14 @@ pub(crate) fn validate(
         redirect_addr,
         handshake_timeout: Duration::from_secs(t.handshake_timeout_seconds.max(1)),
     })
+}
+
+/// Where ordered certificates are kept: `<certs>/acme/`.
+pub fn acme_files(certs_dir: &Path) -> CertificateFiles {
+    CertificateFiles {
+        cert_file: certs_dir.join("acme").join("certificate.pem"),
+        key_file: certs_dir.join("acme").join("certificate.key"),
+    }
 }
 
 /// The development CA and certificate, in the certificates folder.

@@ -575,6 +575,32 @@ fn export(inner: &Inner, e: &mut Exposition) {
         "Bytes of the public folder held in memory, compressed variants included.",
     );
     e.sample(names::GATEWAY_STATIC_BYTES, &[], site.bytes_in_memory());
+    if let Some(acme) = inner.tls.as_ref().and_then(|t| t.acme.as_ref()) {
+        let expires = acme.expires_at.load(std::sync::atomic::Ordering::Relaxed);
+        let days = if expires == 0 {
+            0.0
+        } else {
+            (expires as f64 - crate::tls::now_unix() as f64) / 86_400.0
+        };
+        e.family(
+            names::TLS_EXPIRY_DAYS,
+            "gauge",
+            "Days until the ordered certificate expires, per name (0: none yet).",
+        );
+        for n in acme.names() {
+            e.sample(names::TLS_EXPIRY_DAYS, &[("name", n)], format!("{days:.2}"));
+        }
+        e.family(
+            names::TLS_RENEWAL_FAILURES,
+            "counter",
+            "Certificate orders or renewals that failed.",
+        );
+        e.sample(
+            names::TLS_RENEWAL_FAILURES,
+            &[],
+            acme.failures.load(std::sync::atomic::Ordering::Relaxed),
+        );
+    }
     if table.pools.is_empty() {
         return;
     }

@@ -9,6 +9,7 @@
 //! server hands it the backend as an opaque service.
 #![deny(clippy::unwrap_used)]
 
+mod acme;
 mod framing;
 mod gateway;
 mod limit;

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -31,15 +32,28 @@ impl Gateway {
     ) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let background = tokio::spawn(self.clone().background(stop_rx.clone()));
+        let ordering = self
+            .inner
+            .tls
+            .as_ref()
+            .and_then(|t| t.acme.clone())
+            .map(|a| tokio::spawn(a.run(stop_rx.clone())));
         let redirect = match (&self.inner.tls, self.inner.settings.load().redirect_addr) {
             (Some(_), Some(addr)) => {
                 let https_port = listener.local_addr().map(|a| a.port()).unwrap_or(443);
                 match TcpListener::bind(addr).await {
                     Ok(l) => {
                         tracing::info!(addr = %addr, "redirecting http://{addr} to HTTPS");
+                        let challenges = self
+                            .inner
+                            .tls
+                            .as_ref()
+                            .and_then(|t| t.acme.as_ref())
+                            .map(|a| a.challenges.clone());
                         Some(tokio::spawn(redirect_to_https(
                             l,
                             https_port,
+                            challenges,
                             stop_rx.clone(),
                         )))
                     }
@@ -145,6 +159,9 @@ impl Gateway {
         if let Some(r) = redirect {
             r.abort();
         }
+        if let Some(o) = ordering {
+            o.abort();
+        }
         Ok(())
     }
 
@@ -206,6 +223,7 @@ impl Gateway {
 async fn redirect_to_https(
     listener: TcpListener,
     https_port: u16,
+    challenges: Option<Arc<crate::acme::Challenges>>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -219,11 +237,18 @@ async fn redirect_to_https(
             },
             _ = stop.changed() => return,
         };
+        let challenges = challenges.clone();
         tokio::spawn(async move {
-            let service =
-                hyper::service::service_fn(move |req: hyper::Request<Incoming>| async move {
-                    Ok::<_, std::convert::Infallible>(https_location(&req, https_port))
-                });
+            let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+                let challenges = challenges.clone();
+                async move {
+                    Ok::<_, std::convert::Infallible>(https_location(
+                        &req,
+                        https_port,
+                        challenges.as_deref(),
+                    ))
+                }
+            });
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(Duration::from_secs(10))
@@ -236,10 +261,25 @@ async fn redirect_to_https(
 fn https_location(
     req: &hyper::Request<Incoming>,
     https_port: u16,
+    challenges: Option<&crate::acme::Challenges>,
 ) -> hyper::Response<axum::body::Body> {
     use http::header;
-    if req.uri().path().starts_with("/.well-known/acme-challenge/") {
-        return crate::respond::not_found();
+    if let Some(token) = req
+        .uri()
+        .path()
+        .strip_prefix("/.well-known/acme-challenge/")
+    {
+        return match challenges.and_then(|c| c.answer(token)) {
+            Some(key_auth) => {
+                let mut r = hyper::Response::new(axum::body::Body::from(key_auth));
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/octet-stream"),
+                );
+                r
+            }
+            None => crate::respond::not_found(),
+        };
     }
     let host = req
         .headers()

@@ -80,6 +80,8 @@ impl ResolvesServerCert for Resolver {
 /// The listener's TLS: the rustls configuration and the files it came from.
 pub(crate) struct Tls {
     pub(crate) acceptor: tokio_rustls::TlsAcceptor,
+    /// Set when certificates are ordered over ACME.
+    pub(crate) acme: Option<Arc<crate::acme::Acme>>,
     resolver: Arc<Resolver>,
     files: Vec<CertificateFiles>,
     stamps: Mutex<Vec<(Option<SystemTime>, Option<SystemTime>)>>,
@@ -93,6 +95,7 @@ impl Tls {
     /// Loads the certificates the configuration names (making the development ones first when
     /// they are missing). `None` when TLS is off.
     pub(crate) fn load(config: &TlsConfig, certs_dir: &Path) -> Result<Option<Tls>, TlsError> {
+        let mut acme = None;
         let files = match &config.mode {
             TlsMode::Off => return Ok(None),
             TlsMode::Dev => {
@@ -100,8 +103,25 @@ impl Tls {
                 vec![files]
             }
             TlsMode::Files(f) => f.clone(),
+            TlsMode::Acme(a) => {
+                let ordering = Arc::new(crate::acme::Acme::new(a.clone(), certs_dir));
+                let files = vec![ordering.files.clone()];
+                acme = Some(ordering);
+                files
+            }
         };
-        let loaded = files.iter().map(load_pair).collect::<Result<Vec<_>, _>>()?;
+        let loaded = match (
+            &acme,
+            files.iter().map(load_pair).collect::<Result<Vec<_>, _>>(),
+        ) {
+            (_, Ok(l)) => l,
+            // Until the first certificate arrives, a throwaway one answers handshakes.
+            (Some(a), Err(e)) => {
+                tracing::info!(reason = %e, "no usable ordered certificate yet; serving a temporary one until the order completes");
+                vec![placeholder(a.names())?]
+            }
+            (None, Err(e)) => return Err(e),
+        };
         let resolver = Arc::new(Resolver::default());
         resolver.certs.store(Arc::new(loaded));
         let mut server = rustls::ServerConfig::builder_with_provider(provider())
@@ -112,6 +132,7 @@ impl Tls {
         server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let stamps = files.iter().map(stamp).collect();
         Ok(Some(Tls {
+            acme,
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(server)),
             resolver,
             files,
@@ -147,6 +168,27 @@ impl Tls {
             }
         }
     }
+}
+
+/// A self-signed certificate for `names`, held in memory only.
+fn placeholder(names: &[String]) -> Result<Loaded, TlsError> {
+    let gen_err = |e: rcgen::Error| TlsError::Generate(e.to_string());
+    let key = rcgen::KeyPair::generate().map_err(gen_err)?;
+    let cert = rcgen::CertificateParams::new(names.to_vec())
+        .map_err(gen_err)?
+        .self_signed(&key)
+        .map_err(gen_err)?;
+    let der = PrivateKeyDer::try_from(key.serialize_der())
+        .map_err(|e| TlsError::Generate(e.to_owned()))?;
+    let signing = provider()
+        .key_provider
+        .load_private_key(der)
+        .map_err(|e| TlsError::Generate(e.to_string()))?;
+    let leaf = cert.der().clone();
+    Ok(Loaded {
+        key: Arc::new(CertifiedKey::new(vec![leaf.clone()], signing)),
+        leaf,
+    })
 }
 
 fn stamp(f: &CertificateFiles) -> (Option<SystemTime>, Option<SystemTime>) {
@@ -209,15 +251,27 @@ fn load_pair(f: &CertificateFiles) -> Result<Loaded, TlsError> {
     })
 }
 
-fn now_unix() -> i64 {
+pub(crate) fn now_unix() -> i64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-/// The certificate's notAfter, as unix seconds and as written, read with a minimal DER walk:
-/// Certificate → tbsCertificate → [version] serial signature issuer validity.
+/// The certificate's notAfter, as unix seconds and as written.
 pub(crate) fn not_after(der: &[u8]) -> Option<(i64, String)> {
+    let (_, after) = times(der)?;
+    Some(after)
+}
+
+/// notBefore and notAfter, as unix seconds.
+pub(crate) fn validity(der: &[u8]) -> Option<(i64, i64)> {
+    let (before, after) = times(der)?;
+    Some((before.0, after.0))
+}
+
+/// A minimal DER walk: Certificate → tbsCertificate → [version] serial signature issuer
+/// validity.
+fn times(der: &[u8]) -> Option<((i64, String), (i64, String))> {
     let (_, cert, _) = tlv(der)?;
     let (_, tbs, _) = tlv(cert)?;
     let mut rest = tbs;
@@ -230,9 +284,13 @@ pub(crate) fn not_after(der: &[u8]) -> Option<(i64, String)> {
         rest = after;
     }
     let (_, validity, _) = tlv(rest)?;
-    let (_, _, after_nb) = tlv(validity)?;
-    let (tag, time, _) = tlv(after_nb)?;
-    let text = std::str::from_utf8(time).ok()?;
+    let (tag_nb, nb, after_nb) = tlv(validity)?;
+    let (tag_na, na, _) = tlv(after_nb)?;
+    Some((time(tag_nb, nb)?, time(tag_na, na)?))
+}
+
+fn time(tag: u8, raw: &[u8]) -> Option<(i64, String)> {
+    let text = std::str::from_utf8(raw).ok()?;
     let full = match tag {
         0x17 => {
             let yy: i64 = text.get(0..2)?.parse().ok()?;
@@ -371,7 +429,7 @@ fn ca_params(year: i32, month: u8, day: u8) -> Result<rcgen::CertificateParams, 
     Ok(p)
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
     write_mode(path, bytes, 0o600)
 }
 

@@ -41,6 +41,8 @@ pub mod names {
     pub const GATEWAY_MEMBER_FAILURES: &str = "pier_gateway_upstream_failures_total";
     pub const GATEWAY_STATIC_FILES: &str = "pier_gateway_static_files";
     pub const GATEWAY_STATIC_BYTES: &str = "pier_gateway_static_memory_bytes";
+    pub const TLS_EXPIRY_DAYS: &str = "pier_tls_certificate_expiry_days";
+    pub const TLS_RENEWAL_FAILURES: &str = "pier_tls_renewal_failures_total";
 }
 
 /// Something that adds its own series to every scrape (the gateway's pools, …).
