@@ -47,6 +47,8 @@ pub(crate) struct RawTls {
     pub(crate) acme_retry_seconds: u64,
     /// How often the certificate's age is looked at.
     pub(crate) acme_check_interval_seconds: u64,
+    /// `http-01` (answered on the plain listener) or `tls-alpn-01` (on the HTTPS listener).
+    pub(crate) acme_challenge: String,
 }
 
 impl Default for RawTls {
@@ -68,6 +70,7 @@ impl Default for RawTls {
             acme_names: Vec::new(),
             acme_retry_seconds: 60,
             acme_check_interval_seconds: 3600,
+            acme_challenge: "http-01".into(),
         }
     }
 }
@@ -109,6 +112,8 @@ pub struct AcmeConfig {
     pub names: Vec<String>,
     pub retry: Duration,
     pub check_interval: Duration,
+    /// Answer TLS-ALPN-01 on the HTTPS listener instead of HTTP-01 on the plain one.
+    pub tls_alpn: bool,
 }
 
 /// The validated `[tls]` section.
@@ -216,6 +221,16 @@ pub(crate) fn validate(
                 names,
                 retry: Duration::from_secs(t.acme_retry_seconds.max(1)),
                 check_interval: Duration::from_secs(t.acme_check_interval_seconds.max(1)),
+                tls_alpn: match t.acme_challenge.as_str() {
+                    "http-01" => false,
+                    "tls-alpn-01" => true,
+                    other => {
+                        return Err(invalid(
+                            "tls.acme_challenge",
+                            format!("expected `http-01` or `tls-alpn-01`, got `{other}`"),
+                        ));
+                    }
+                },
             })
         }
         other => {
@@ -236,7 +251,7 @@ pub(crate) fn validate(
             )
         })?),
     };
-    if matches!(mode, TlsMode::Acme(_)) && redirect_addr.is_none() {
+    if matches!(&mode, TlsMode::Acme(a) if !a.tls_alpn) && redirect_addr.is_none() {
         return Err(invalid(
             "tls.redirect_addr",
             "`acme` answers HTTP-01 challenges on the plain HTTP listener: set tls.redirect_addr (`0.0.0.0:80`)".into(),

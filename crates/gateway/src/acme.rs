@@ -21,9 +21,17 @@ use rustls_pki_types::pem::PemObject;
 use tokio::sync::watch;
 
 /// Tokens of pending HTTP-01 challenges and their key authorizations.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Challenges {
     tokens: RwLock<HashMap<String, String>>,
+    /// TLS-ALPN-01: a certificate per name, presented to `acme-tls/1` handshakes.
+    alpn: RwLock<HashMap<String, Arc<rustls::sign::CertifiedKey>>>,
+}
+
+impl std::fmt::Debug for Challenges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Challenges").finish_non_exhaustive()
+    }
 }
 
 impl Challenges {
@@ -47,6 +55,25 @@ impl Challenges {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clear();
+        self.alpn
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+
+    pub(crate) fn alpn_certificate(&self, name: &str) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.alpn
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(name)
+            .cloned()
+    }
+
+    fn set_alpn(&self, name: String, key: Arc<rustls::sign::CertifiedKey>) {
+        self.alpn
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(name, key);
     }
 }
 
@@ -92,6 +119,10 @@ impl Acme {
 
     pub(crate) fn names(&self) -> &[String] {
         &self.config.names
+    }
+
+    pub(crate) fn uses_tls_alpn(&self) -> bool {
+        self.config.tls_alpn
     }
 
     /// How long until the certificate on disk should be renewed; zero when it is missing, does
@@ -244,13 +275,26 @@ impl Acme {
                 AuthorizationStatus::Valid => continue,
                 other => return Err(AcmeError::Order(format!("with an authorization {other:?}"))),
             }
+            let kind = if self.config.tls_alpn {
+                ChallengeType::TlsAlpn01
+            } else {
+                ChallengeType::Http01
+            };
             let mut challenge = authz
-                .challenge(ChallengeType::Http01)
-                .ok_or_else(|| AcmeError::Order("without an http-01 challenge".into()))?;
-            self.challenges.set(
-                challenge.token.clone(),
-                challenge.key_authorization().as_str().to_owned(),
-            );
+                .challenge(kind.clone())
+                .ok_or_else(|| AcmeError::Order(format!("without a {kind:?} challenge")))?;
+            if self.config.tls_alpn {
+                let name = challenge.identifier().to_string();
+                let digest = challenge.key_authorization().digest();
+                let key = crate::tls::alpn_challenge_certificate(&name, digest.as_ref())
+                    .map_err(|e| AcmeError::Order(e.to_string()))?;
+                self.challenges.set_alpn(name, key);
+            } else {
+                self.challenges.set(
+                    challenge.token.clone(),
+                    challenge.key_authorization().as_str().to_owned(),
+                );
+            }
             challenge.set_ready().await?;
         }
         let retry = RetryPolicy::new()

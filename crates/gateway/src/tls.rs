@@ -50,6 +50,7 @@ struct Loaded {
 #[derive(Default)]
 pub(crate) struct Resolver {
     certs: ArcSwap<Vec<Loaded>>,
+    challenges: Option<Arc<crate::acme::Challenges>>,
 }
 
 impl std::fmt::Debug for Resolver {
@@ -60,6 +61,14 @@ impl std::fmt::Debug for Resolver {
 
 impl ResolvesServerCert for Resolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        // RFC 8737: a validation handshake gets the challenge's certificate and nothing else.
+        if let Some(ch) = &self.challenges
+            && hello
+                .alpn()
+                .is_some_and(|mut p| p.any(|p| p == ACME_TLS_ALPN))
+        {
+            return hello.server_name().and_then(|n| ch.alpn_certificate(n));
+        }
         let certs = self.certs.load();
         if let Some(name) = hello.server_name()
             && certs.len() > 1
@@ -122,14 +131,22 @@ impl Tls {
             }
             (None, Err(e)) => return Err(e),
         };
-        let resolver = Arc::new(Resolver::default());
-        resolver.certs.store(Arc::new(loaded));
+        let resolver = Arc::new(Resolver {
+            certs: ArcSwap::from_pointee(loaded),
+            challenges: acme
+                .as_ref()
+                .filter(|a| a.uses_tls_alpn())
+                .map(|a| a.challenges.clone()),
+        });
         let mut server = rustls::ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
             .map_err(|e| TlsError::Generate(e.to_string()))?
             .with_no_client_auth()
             .with_cert_resolver(resolver.clone());
         server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        if resolver.challenges.is_some() {
+            server.alpn_protocols.push(ACME_TLS_ALPN.to_vec());
+        }
         let stamps = files.iter().map(stamp).collect();
         Ok(Some(Tls {
             acme,
@@ -168,6 +185,38 @@ impl Tls {
             }
         }
     }
+}
+
+const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
+
+/// The self-signed certificate TLS-ALPN-01 asks for: the name, and the SHA-256 of the key
+/// authorization in the critical acmeIdentifier extension.
+pub(crate) fn alpn_challenge_certificate(
+    name: &str,
+    digest: &[u8],
+) -> Result<Arc<CertifiedKey>, TlsError> {
+    if digest.len() != 32 {
+        return Err(TlsError::Generate(
+            "the key authorization digest is not SHA-256".into(),
+        ));
+    }
+    let gen_err = |e: rcgen::Error| TlsError::Generate(e.to_string());
+    let key = rcgen::KeyPair::generate().map_err(gen_err)?;
+    let mut params = rcgen::CertificateParams::new(vec![name.to_owned()]).map_err(gen_err)?;
+    params
+        .custom_extensions
+        .push(rcgen::CustomExtension::new_acme_identifier(digest));
+    let cert = params.self_signed(&key).map_err(gen_err)?;
+    let der = PrivateKeyDer::try_from(key.serialize_der())
+        .map_err(|e| TlsError::Generate(e.to_owned()))?;
+    let signing = provider()
+        .key_provider
+        .load_private_key(der)
+        .map_err(|e| TlsError::Generate(e.to_string()))?;
+    Ok(Arc::new(CertifiedKey::new(
+        vec![cert.der().clone()],
+        signing,
+    )))
 }
 
 /// A self-signed certificate for `names`, held in memory only.

@@ -77,15 +77,9 @@ struct Pebble {
     ca: PathBuf,
 }
 
-fn start_pebble(dir: &Path, http_port: u16) -> Pebble {
+fn start_pebble(dir: &Path, http_port: u16, tls_port: u16) -> Pebble {
     let (ca, cert, key) = pebble_tls(dir);
-    let (dns_port, dns_mgmt, listen, mgmt, tls_port) = (
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
-    );
+    let (dns_port, dns_mgmt, listen, mgmt) = (free_port(), free_port(), free_port(), free_port());
     let dns = Command::new(which("pebble-challtestsrv"))
         .args([
             "-dns01",
@@ -216,22 +210,23 @@ async fn wait_for_leaf(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn certificates_are_ordered_renewed_and_kept_while_the_ca_is_down() {
-    let dir = tempfile::tempdir().unwrap();
-    let http_port = free_port();
-    let mut pebble = start_pebble(dir.path(), http_port);
-    std::fs::create_dir_all(dir.path().join("public")).unwrap();
-    std::fs::write(dir.path().join("public/index.html"), "<p>ordered</p>").unwrap();
-    let flags: Vec<(&'static str, String)> = vec![
-        (
-            "paths.data_dir",
-            dir.path().join("data").display().to_string(),
-        ),
-        (
-            "paths.public_dir",
-            dir.path().join("public").display().to_string(),
-        ),
+struct Running {
+    addr: SocketAddr,
+    certs: PathBuf,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn start_gateway(
+    dir: &Path,
+    listener: TcpListener,
+    pebble: &Pebble,
+    extra: Vec<(&'static str, String)>,
+) -> Running {
+    std::fs::create_dir_all(dir.join("public")).unwrap();
+    std::fs::write(dir.join("public/index.html"), "<p>ordered</p>").unwrap();
+    let mut flags: Vec<(&'static str, String)> = vec![
+        ("paths.data_dir", dir.join("data").display().to_string()),
+        ("paths.public_dir", dir.join("public").display().to_string()),
         ("gateway.upstreams", "http://127.0.0.1:9".into()),
         ("log.requests", "false".into()),
         ("tls.mode", "acme".into()),
@@ -241,8 +236,8 @@ async fn certificates_are_ordered_renewed_and_kept_while_the_ca_is_down() {
         ("tls.acme_email", "ops@pier.test".into()),
         ("tls.acme_retry_seconds", "1".into()),
         ("tls.acme_check_interval_seconds", "1".into()),
-        ("tls.redirect_addr", format!("127.0.0.1:{http_port}")),
     ];
+    flags.extend(extra);
     let config = Config::load(
         LoadOptions {
             role: Role::Gateway,
@@ -261,12 +256,32 @@ async fn certificates_are_ordered_renewed_and_kept_while_the_ca_is_down() {
     .unwrap();
     let certs = config.paths.certs_dir.clone();
     let gateway = Gateway::new(&config, None, Arc::new(pier_ops::Metrics::new())).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(gateway.serve(listener, async move {
         let _ = stopped.await;
     }));
+    Running {
+        addr,
+        certs,
+        _stop: stop,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_are_ordered_renewed_and_kept_while_the_ca_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let http_port = free_port();
+    let mut pebble = start_pebble(dir.path(), http_port, free_port());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let run = start_gateway(
+        dir.path(),
+        listener,
+        &pebble,
+        vec![("tls.redirect_addr", format!("127.0.0.1:{http_port}"))],
+    )
+    .await;
+    let (addr, certs) = (run.addr, run.certs.clone());
 
     // Obtained at start, served, trusted through pebble's root.
     let root = pebble_root(&pebble).await;
@@ -312,4 +327,25 @@ async fn certificates_are_ordered_renewed_and_kept_while_the_ca_is_down() {
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap();
     assert!(failures >= 2, "{failures}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_alpn_01_is_answered_on_the_https_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let https_port = listener.local_addr().unwrap().port();
+    // Pebble validates TLS-ALPN-01 on pier's HTTPS port; no plain listener at all.
+    let pebble = start_pebble(dir.path(), free_port(), https_port);
+    let run = start_gateway(
+        dir.path(),
+        listener,
+        &pebble,
+        vec![
+            ("tls.acme_challenge", "tls-alpn-01".into()),
+            ("tls.redirect_addr", "off".into()),
+        ],
+    )
+    .await;
+    let root = pebble_root(&pebble).await;
+    wait_for_leaf(run.addr, &root, None, Duration::from_secs(60)).await;
 }
