@@ -77,7 +77,7 @@ struct Pebble {
     ca: PathBuf,
 }
 
-fn start_pebble(dir: &Path, http_port: u16, tls_port: u16) -> Pebble {
+fn start_pebble(dir: &Path, http_port: u16, tls_port: u16, eab: Option<(&str, &str)>) -> Pebble {
     let (ca, cert, key) = pebble_tls(dir);
     let (dns_port, dns_mgmt, listen, mgmt) = (free_port(), free_port(), free_port(), free_port());
     let dns = Command::new(which("pebble-challtestsrv"))
@@ -105,9 +105,11 @@ fn start_pebble(dir: &Path, http_port: u16, tls_port: u16) -> Pebble {
     std::fs::write(
         &config,
         format!(
-            r#"{{"pebble":{{"listenAddress":"127.0.0.1:{listen}","managementListenAddress":"127.0.0.1:{mgmt}","certificate":"{}","privateKey":"{}","httpPort":{http_port},"tlsPort":{tls_port},"ocspResponderURL":"","externalAccountBindingRequired":false,"retryAfter":{{"authz":1,"order":1}}}}}}"#,
+            r#"{{"pebble":{{"listenAddress":"127.0.0.1:{listen}","managementListenAddress":"127.0.0.1:{mgmt}","certificate":"{}","privateKey":"{}","httpPort":{http_port},"tlsPort":{tls_port},"ocspResponderURL":"","externalAccountBindingRequired":{},"externalAccountMACKeys":{{{}}},"retryAfter":{{"authz":1,"order":1}}}}}}"#,
             cert.display(),
-            key.display()
+            key.display(),
+            eab.is_some(),
+            eab.map(|(kid, key)| format!("\"{kid}\":\"{key}\"")).unwrap_or_default()
         ),
     )
     .unwrap();
@@ -272,7 +274,7 @@ async fn start_gateway(
 async fn certificates_are_ordered_renewed_and_kept_while_the_ca_is_down() {
     let dir = tempfile::tempdir().unwrap();
     let http_port = free_port();
-    let mut pebble = start_pebble(dir.path(), http_port, free_port());
+    let mut pebble = start_pebble(dir.path(), http_port, free_port(), None);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let run = start_gateway(
         dir.path(),
@@ -335,7 +337,7 @@ async fn tls_alpn_01_is_answered_on_the_https_listener() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let https_port = listener.local_addr().unwrap().port();
     // Pebble validates TLS-ALPN-01 on pier's HTTPS port; no plain listener at all.
-    let pebble = start_pebble(dir.path(), free_port(), https_port);
+    let pebble = start_pebble(dir.path(), free_port(), https_port, None);
     let run = start_gateway(
         dir.path(),
         listener,
@@ -343,6 +345,28 @@ async fn tls_alpn_01_is_answered_on_the_https_listener() {
         vec![
             ("tls.acme_challenge", "tls-alpn-01".into()),
             ("tls.redirect_addr", "off".into()),
+        ],
+    )
+    .await;
+    let root = pebble_root(&pebble).await;
+    wait_for_leaf(run.addr, &root, None, Duration::from_secs(60)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_account_binding_is_sent_when_the_ca_requires_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let http_port = free_port();
+    let hmac = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
+    let pebble = start_pebble(dir.path(), http_port, free_port(), Some(("kid-pier", hmac)));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let run = start_gateway(
+        dir.path(),
+        listener,
+        &pebble,
+        vec![
+            ("tls.redirect_addr", format!("127.0.0.1:{http_port}")),
+            ("tls.acme_eab_kid", "kid-pier".into()),
+            ("tls.acme_eab_hmac_key", hmac.into()),
         ],
     )
     .await;
