@@ -12,6 +12,7 @@
 mod acme;
 mod framing;
 mod gateway;
+mod h1pool;
 mod limit;
 mod pool;
 mod proxy;

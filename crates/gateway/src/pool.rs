@@ -33,6 +33,9 @@ pub(crate) struct Member {
     ejected_until: AtomicU64,
     pub(crate) requests: AtomicU64,
     pub(crate) errors: AtomicU64,
+    /// A plain-HTTP member at an IP address is reached directly, over these connections.
+    pub(crate) direct: Option<SocketAddr>,
+    pub(crate) idle: crate::h1pool::Idle,
 }
 
 impl Member {
@@ -40,7 +43,16 @@ impl Member {
         let label = base
             .authority()
             .map_or_else(|| base.to_string(), ToString::to_string);
+        let direct = (base.scheme_str() == Some("http"))
+            .then(|| {
+                let host = base.host()?.trim_matches(['[', ']']);
+                let ip: std::net::IpAddr = host.parse().ok()?;
+                Some(SocketAddr::new(ip, base.port_u16().unwrap_or(80)))
+            })
+            .flatten();
         Member {
+            direct,
+            idle: crate::h1pool::Idle::default(),
             base,
             label,
             in_flight: AtomicU32::new(0),

@@ -60,6 +60,7 @@ pub(crate) struct Forward<'a> {
     pub(crate) path_and_query: String,
     pub(crate) response_timeout: Duration,
     pub(crate) body_limit: u64,
+    pub(crate) connect_timeout: Duration,
     pub(crate) request_id: Option<&'a HeaderValue>,
 }
 
@@ -286,9 +287,13 @@ pub(crate) async fn forward(
             up.headers_mut().insert(header::HOST, v);
         }
 
-        let result = tokio::time::timeout(fwd.response_timeout, client.request(up)).await;
+        let result = tokio::time::timeout(
+            fwd.response_timeout,
+            send(client, &member, fwd.connect_timeout, up),
+        )
+        .await;
         match result {
-            Ok(Ok(mut res)) => {
+            Ok(Ok((mut res, sender))) => {
                 let status = res.status();
                 if status.is_server_error() {
                     fwd.pool.failed(&member);
@@ -309,17 +314,20 @@ pub(crate) async fn forward(
                 strip_hop_by_hop(res.headers_mut());
                 respond::security_headers(res.headers_mut());
                 let (p, b) = res.into_parts();
-                // The member stays counted in flight until the body is sent.
-                let body = Body::new(Counted {
+                // The member stays counted in flight until the body is sent; then its
+                // connection is free for the next request.
+                let mut counted = Counted {
                     inner: b,
-                    _slot: slot,
-                });
-                return Response::from_parts(p, body);
+                    slot,
+                    recycle: sender,
+                };
+                counted.recycle_if_done();
+                return Response::from_parts(p, Body::new(counted));
             }
             Ok(Err(e)) => {
                 fwd.pool.failed(&member);
-                let never_sent = e.is_connect();
-                tracing::warn!(pool = %fwd.pool.name, member = %member.label, error = %e, connect = never_sent, "upstream request failed");
+                let never_sent = e.never_sent;
+                tracing::warn!(pool = %fwd.pool.name, member = %member.label, error = %e.message, connect = never_sent, "upstream request failed");
                 last_error = (
                     StatusCode::BAD_GATEWAY,
                     "The upstream server is unavailable.",
@@ -397,10 +405,59 @@ async fn tunnel(
     Response::from_parts(p, Body::empty())
 }
 
-/// A response body that keeps its member counted in flight until it is done.
+/// Sends on the member's own connections when it is a plain-HTTP address, else through the
+/// shared client (names, TLS).
+async fn send(
+    client: &Client,
+    member: &crate::pool::Member,
+    connect_timeout: Duration,
+    mut up: Request<Body>,
+) -> Result<
+    (
+        Response<hyper::body::Incoming>,
+        Option<hyper::client::conn::http1::SendRequest<Body>>,
+    ),
+    crate::h1pool::SendFailure,
+> {
+    if let Some(addr) = member.direct {
+        // Origin-form target on a direct connection.
+        let pq = up
+            .uri()
+            .path_and_query()
+            .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
+        if let Ok(u) = pq.parse() {
+            *up.uri_mut() = u;
+        }
+        return crate::h1pool::send(&member.idle, addr, connect_timeout, up)
+            .await
+            .map(|(res, s)| (res, Some(s)));
+    }
+    client
+        .request(up)
+        .await
+        .map(|res| (res, None))
+        .map_err(|e| crate::h1pool::SendFailure {
+            never_sent: e.is_connect(),
+            message: e.to_string(),
+        })
+}
+
+/// A response body that keeps its member counted in flight until it is done, then gives the
+/// connection back to the member's idle list.
 struct Counted {
     inner: hyper::body::Incoming,
-    _slot: crate::pool::InFlight,
+    slot: crate::pool::InFlight,
+    recycle: Option<hyper::client::conn::http1::SendRequest<Body>>,
+}
+
+impl Counted {
+    fn recycle_if_done(&mut self) {
+        if http_body::Body::is_end_stream(&self.inner)
+            && let Some(s) = self.recycle.take()
+        {
+            self.slot.member().idle.put(s);
+        }
+    }
 }
 
 impl http_body::Body for Counted {
@@ -411,7 +468,19 @@ impl http_body::Body for Counted {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            std::task::Poll::Ready(None) => {
+                if let Some(s) = self.recycle.take() {
+                    self.slot.member().idle.put(s);
+                }
+            }
+            std::task::Poll::Ready(Some(Ok(_))) => self.recycle_if_done(),
+            // An error: the connection is not reused.
+            std::task::Poll::Ready(Some(Err(_))) => self.recycle = None,
+            std::task::Poll::Pending => {}
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
