@@ -23,6 +23,9 @@ use tokio::sync::watch;
 /// Tokens of pending HTTP-01 challenges and their key authorizations.
 #[derive(Default)]
 pub(crate) struct Challenges {
+    /// `<certs>/acme/challenges/`: tokens are also written here, so that every gateway sharing
+    /// the certificates folder can answer the CA, whichever of them it asks.
+    shared: Option<PathBuf>,
     tokens: RwLock<HashMap<String, String>>,
     /// TLS-ALPN-01: a certificate per name, presented to `acme-tls/1` handshakes.
     alpn: RwLock<HashMap<String, Arc<rustls::sign::CertifiedKey>>>,
@@ -36,14 +39,34 @@ impl std::fmt::Debug for Challenges {
 
 impl Challenges {
     pub(crate) fn answer(&self, token: &str) -> Option<String> {
-        self.tokens
+        if let Some(a) = self
+            .tokens
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(token)
-            .cloned()
+        {
+            return Some(a.clone());
+        }
+        // Tokens are base64url; anything else never names a file.
+        if token.is_empty()
+            || token.len() > 128
+            || !token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return None;
+        }
+        let dir = self.shared.as_ref()?;
+        std::fs::read_to_string(dir.join(token)).ok()
     }
 
     fn set(&self, token: String, key_auth: String) {
+        if let Some(dir) = &self.shared {
+            let _ = std::fs::create_dir_all(dir);
+            if let Err(e) = std::fs::write(dir.join(&token), &key_auth) {
+                tracing::warn!(error = %e, "cannot share a challenge token in the certificates folder");
+            }
+        }
         self.tokens
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -51,10 +74,16 @@ impl Challenges {
     }
 
     fn clear(&self) {
-        self.tokens
+        let mut tokens = self
+            .tokens
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clear();
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(dir) = &self.shared {
+            for t in tokens.keys() {
+                let _ = std::fs::remove_file(dir.join(t));
+            }
+        }
+        tokens.clear();
         self.alpn
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -111,7 +140,10 @@ impl Acme {
             files: pier_config::acme_files(certs_dir),
             dir: certs_dir.join("acme"),
             config,
-            challenges: Arc::new(Challenges::default()),
+            challenges: Arc::new(Challenges {
+                shared: Some(certs_dir.join("acme").join("challenges")),
+                ..Challenges::default()
+            }),
             failures: AtomicU64::new(0),
             expires_at: AtomicU64::new(0),
         }

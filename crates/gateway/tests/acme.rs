@@ -373,3 +373,34 @@ async fn external_account_binding_is_sent_when_the_ca_requires_it() {
     let root = pebble_root(&pebble).await;
     wait_for_leaf(run.addr, &root, None, Duration::from_secs(60)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateways_sharing_a_certificates_folder_order_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let http_port = free_port();
+    let pebble = start_pebble(dir.path(), http_port, free_port(), None);
+    // Both use the same data (and so certificates) folder; only the first listens where the CA
+    // validates, so an order by the second succeeds only through the shared challenge files.
+    let a = start_gateway(
+        dir.path(),
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        &pebble,
+        vec![("tls.redirect_addr", format!("127.0.0.1:{http_port}"))],
+    )
+    .await;
+    let b = start_gateway(
+        dir.path(),
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        &pebble,
+        vec![("tls.redirect_addr", format!("127.0.0.1:{}", free_port()))],
+    )
+    .await;
+    let root = pebble_root(&pebble).await;
+    let leaf_a = wait_for_leaf(a.addr, &root, None, Duration::from_secs(60)).await;
+    let leaf_b = wait_for_leaf(b.addr, &root, None, Duration::from_secs(60)).await;
+    assert_eq!(leaf_a, leaf_b, "one order, one certificate, served by both");
+    // Had both ordered, a second certificate would replace the first on disk within moments.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (later, _) = get(a.addr, "pier.test", roots_from(&root), "/").await.unwrap();
+    assert_eq!(later, leaf_a, "no second order replaced the certificate");
+}
