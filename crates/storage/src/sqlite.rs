@@ -511,7 +511,7 @@ fn wal_path(db: &Path) -> PathBuf {
 
 /// Takes an exclusive advisory lock on `<db>.lock`, writing our pid into it, so that a second
 /// pier process on the same database fails fast with a clear message.
-fn lock_database(db: &Path) -> Result<File, StorageError> {
+pub(crate) fn lock_database(db: &Path) -> Result<File, StorageError> {
     let mut lock_path = db.as_os_str().to_owned();
     lock_path.push(".lock");
     let lock_path = PathBuf::from(lock_path);
