@@ -36,8 +36,7 @@ pub use error::StorageError;
 pub use migrate::{CORE_MIGRATIONS, Migration, MigrationState};
 pub use snapshot::{
     DatabaseLock, SnapshotInfo, check_pg_dump, check_pg_restore, check_sqlite, lock_sqlite,
-    pg_pier_sessions, restore_postgres, snapshot, snapshot_postgres, snapshot_sqlite,
-    sqlite_files,
+    pg_pier_sessions, restore_postgres, snapshot, snapshot_postgres, snapshot_sqlite, sqlite_files,
 };
 pub use value::{Rows, Value};
 

@@ -157,9 +157,11 @@ fn sqlite_info(conn: &Connection) -> rusqlite::Result<SnapshotInfo> {
         tables.insert(name, u64::try_from(count).unwrap_or(0));
     }
     let schema_version = if tables.contains_key("_migrations") {
-        conn.query_row("SELECT coalesce(max(version), 0) FROM _migrations", [], |r| {
-            r.get(0)
-        })?
+        conn.query_row(
+            "SELECT coalesce(max(version), 0) FROM _migrations",
+            [],
+            |r| r.get(0),
+        )?
     } else {
         0
     };
@@ -263,15 +265,10 @@ async fn run_tool(
     program: &str,
     mut cmd: tokio::process::Command,
 ) -> Result<Vec<u8>, StorageError> {
-    let out = cmd
-        .output()
-        .await
-        .map_err(|e| StorageError::Snapshot {
-            message: format!(
-                "failed to run `{program}` (install the PostgreSQL client tools): {e}"
-            ),
-            source: Some(Box::new(e)),
-        })?;
+    let out = cmd.output().await.map_err(|e| StorageError::Snapshot {
+        message: format!("failed to run `{program}` (install the PostgreSQL client tools): {e}"),
+        source: Some(Box::new(e)),
+    })?;
     if !out.status.success() {
         return Err(snapshot_error(format!(
             "`{program}` failed ({}): {}",
@@ -330,7 +327,10 @@ async fn pg_info(
     }
     let schema_version = if tables.contains_key("_migrations") {
         client
-            .query_one("SELECT coalesce(max(version), 0)::bigint FROM _migrations", &[])
+            .query_one(
+                "SELECT coalesce(max(version), 0)::bigint FROM _migrations",
+                &[],
+            )
             .await?
             .get(0)
     } else {
@@ -358,7 +358,10 @@ pub async fn snapshot_postgres(
         .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
         .start()
         .await?;
-    let snapshot_id: String = tx.query_one("SELECT pg_export_snapshot()", &[]).await?.get(0);
+    let snapshot_id: String = tx
+        .query_one("SELECT pg_export_snapshot()", &[])
+        .await?
+        .get(0);
     let info = pg_info(&tx).await?;
     // NOTE: the transaction must stay open until pg_dump has taken the exported snapshot; it is
     // simplest to keep it open until pg_dump ends.
@@ -420,9 +423,14 @@ pub async fn check_pg_restore(
         .await?;
     let result = async {
         let mut cmd = pg_tool("pg_restore", config, &scratch);
-        cmd.args(["--no-owner", "--no-privileges", "--exit-on-error", "--dbname"])
-            .arg(&scratch)
-            .arg(dump);
+        cmd.args([
+            "--no-owner",
+            "--no-privileges",
+            "--exit-on-error",
+            "--dbname",
+        ])
+        .arg(&scratch)
+        .arg(dump);
         run_tool("pg_restore", cmd).await?;
         let client = pg_connect(config, &scratch, "pier-backup").await?;
         pg_info(&client).await
