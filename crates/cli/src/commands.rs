@@ -5,7 +5,9 @@ use pier_config::{Config, Env, Flag, LoadOptions, Role};
 use pier_server::{Application, MIGRATIONS};
 use pier_storage::Store;
 
-use crate::cli::{Cli, Command, DataArgs, MigrateAction, ServeArgs, SuperuserCommand};
+use crate::cli::{
+    BackupCommand, Cli, Command, DataArgs, MigrateAction, ServeArgs, SuperuserCommand,
+};
 use crate::telemetry;
 
 pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
@@ -27,6 +29,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
             let flags = serve_flags(&a);
             let config = load(Role::Serve, a.data.config, flags)?;
             config.check_folders()?;
+            crate::backup::check_schedule(&config)?;
             for warning in config.warnings() {
                 eprintln!("warning: {warning}");
             }
@@ -39,6 +42,29 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
             let config = load(Role::Tool, a.data.config, flags)?;
             config.prepare_folders()?;
             runtime()?.block_on(upsert_superuser(config, a.email, a.password))
+        }
+        Command::Backup(command) => {
+            let data = match &command {
+                BackupCommand::Create(a) => &a.data,
+                BackupCommand::List(a) => &a.data,
+                BackupCommand::Verify(a) => &a.data,
+                BackupCommand::Prune(a) => &a.data,
+            };
+            let flags = data_flags(data);
+            let config = load(Role::Tool, data.config.clone(), flags)?;
+            runtime()?.block_on(crate::backup::run(config, command))
+        }
+        Command::Restore(a) => {
+            let mut flags = data_flags(&a.data);
+            push_path(
+                &mut flags,
+                "paths.public_dir",
+                a.public_dir.as_deref(),
+                "--public-dir",
+            );
+            let config = load(Role::Tool, a.data.config, flags)?;
+            config.prepare_folders()?;
+            runtime()?.block_on(crate::backup::restore(config, a.backup))
         }
         Command::Migrate(a) => {
             let flags = data_flags(&a.data);
@@ -120,6 +146,7 @@ fn serve(
 ) -> anyhow::Result<()> {
     let config = load(role, config_file, flags)?;
     config.prepare_folders()?;
+    crate::backup::check_schedule(&config)?;
     let _guards = telemetry::init(&config)?;
     for warning in config.warnings() {
         tracing::warn!("{warning}");

@@ -16,8 +16,8 @@ mod source;
 
 pub use error::ConfigError;
 pub use model::{
-    Config, DatabaseConfig, HttpConfig, LoadOptions, LogConfig, LogFormat, LogLevel, MetricsConfig,
-    OutsideApi, Paths, PostgresConfig, Role, SqliteConfig, expose,
+    BackupsConfig, Config, DatabaseConfig, HttpConfig, LoadOptions, LogConfig, LogFormat, LogLevel,
+    MetricsConfig, OutsideApi, Paths, PostgresConfig, Role, SqliteConfig, expose,
 };
 pub use net::IpNet;
 pub use raw::{AppEnv, Durability, PgTlsMode};

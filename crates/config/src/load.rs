@@ -153,7 +153,11 @@ fn typed(defaults: &Table, key: &str, raw: &str, origin: &Source) -> Result<Valu
 fn is_optional_key(key: &str) -> bool {
     matches!(
         key,
-        "database.url" | "database.password" | "metrics.token" | "log.file"
+        "database.url"
+            | "database.password"
+            | "metrics.token"
+            | "log.file"
+            | "backups.alert_webhook"
     )
 }
 
