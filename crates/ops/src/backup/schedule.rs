@@ -31,7 +31,6 @@ pub async fn run_schedule(
     config: ScheduleConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) {
-    let client = Arc::new(webhook_client());
     let run = async {
         loop {
             let now = now_unix();
@@ -46,7 +45,7 @@ pub async fn run_schedule(
             while now_unix() < next {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            run_once(&backups, &config, client.as_ref().as_ref()).await;
+            run_once(&backups, &config).await;
         }
     };
     tokio::select! {
@@ -55,7 +54,7 @@ pub async fn run_schedule(
     }
 }
 
-async fn run_once(backups: &Backups, config: &ScheduleConfig, client: Option<&reqwest::Client>) {
+async fn run_once(backups: &Backups, config: &ScheduleConfig) {
     match backups.create(None, true, &|_| {}).await {
         Ok(created) => {
             tracing::info!(
@@ -78,43 +77,92 @@ async fn run_once(backups: &Backups, config: &ScheduleConfig, client: Option<&re
         Err(error) => {
             let message = error.chain();
             tracing::error!(error = %message, "scheduled backup failed");
-            if let (Some(url), Some(client)) = (&config.alert_webhook, client) {
+            if let Some(url) = &config.alert_webhook {
                 let body = serde_json::json!({
                     "event": "backup_failed",
                     "message": message,
                     "failures": backups.metrics().failures(),
                     "time": pier_core::time::format_datetime(SystemTime::now()),
                 });
-                match client.post(url.to_string()).json(&body).send().await {
-                    Ok(res) if res.status().is_success() => {}
-                    Ok(res) => {
-                        tracing::warn!(
-                            status = res.status().as_u16(),
-                            "backup alert webhook refused the alert"
-                        );
+                match tokio::time::timeout(WEBHOOK_TIMEOUT, post_json(url, &body.to_string())).await
+                {
+                    Ok(Ok(status)) if (200..300).contains(&status) => {}
+                    Ok(Ok(status)) => {
+                        tracing::warn!(status, "backup alert webhook refused the alert");
                     }
-                    Err(error) => tracing::warn!(%error, "backup alert webhook unreachable"),
+                    Ok(Err(error)) => {
+                        tracing::warn!(%error, "backup alert webhook unreachable");
+                    }
+                    Err(_) => tracing::warn!("backup alert webhook timed out"),
                 }
             }
         }
     }
 }
 
-fn webhook_client() -> Option<reqwest::Client> {
+/// Longest time an alert may take.
+const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One HTTP/1.1 `POST` of a JSON body (over TLS for `https://`); returns the status code.
+async fn post_json(url: &http::Uri, body: &str) -> std::io::Result<u16> {
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+    async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+        mut stream: S,
+        request: &[u8],
+    ) -> std::io::Result<u16> {
+        stream.write_all(request).await?;
+        stream.flush().await?;
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(2).any(|w| w == b"\r\n") && head.len() < 8192 {
+            let n = stream.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        let line = String::from_utf8_lossy(&head);
+        line.split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| std::io::Error::other("the webhook sent no HTTP status line"))
+    }
+
+    let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, m.to_owned());
+    let host = url
+        .host()
+        .ok_or_else(|| bad("the webhook URL has no host"))?;
+    let tls = url.scheme_str() == Some("https");
+    let port = url.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    let path = url.path_and_query().map_or("/", |p| p.as_str());
+    let authority = url.authority().map_or(host, |a| a.as_str());
+    // The authority may carry `user:token@`; the Host header must not.
+    let host_header = authority.rsplit('@').next().unwrap_or(host);
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host_header}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\nUser-Agent: pier/{}\r\n\r\n{body}",
+        body.len(),
+        pier_core::VERSION
+    );
+    let tcp = tokio::net::TcpStream::connect((host.trim_matches(['[', ']']), port)).await?;
+    if !tls {
+        return exchange(tcp, request.as_bytes()).await;
+    }
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
+    let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .ok()?
+        .map_err(std::io::Error::other)?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|error| tracing::warn!(%error, "cannot build the backup alert client"))
-        .ok()
+    let name = rustls_pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_owned())
+        .map_err(|_| bad("the webhook host is not a valid TLS name"))?;
+    let stream = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await?;
+    exchange(stream, request.as_bytes()).await
 }
 
 #[cfg(test)]
@@ -181,7 +229,7 @@ mod tests {
             retention: RetentionPolicy::default(),
             alert_webhook: Some(url.parse().unwrap()),
         };
-        run_once(&backups, &schedule, webhook_client().as_ref()).await;
+        run_once(&backups, &schedule).await;
         let request = server.await.unwrap();
         assert!(request.starts_with("POST /alert "), "{request}");
         assert!(request.contains("\"event\":\"backup_failed\""), "{request}");
