@@ -12,7 +12,7 @@ use pier_ops::backup::{
 
 use crate::cli::{BackupCommand, BackupPruneArgs};
 
-fn backups(config: &Config) -> Backups {
+pub(crate) fn backups(config: &Config) -> Backups {
     Backups::new(
         BackupSettings::from_config(config),
         Arc::new(BackupMetrics::default()),

@@ -161,14 +161,53 @@ fn serve(
         "starting pier"
     );
     let rt = runtime()?;
-    rt.block_on(async move {
+    let restart = rt.block_on(async move {
+        let backups = crate::backup::backups(&config);
+        // A restore scheduled through the API runs here, before the database is opened.
+        match backups
+            .run_pending_restore(&|step| tracing::info!(step, "restoring a backup"))
+            .await
+        {
+            Ok(Some(m)) => tracing::info!(
+                created = %m.created,
+                schema_version = m.schema_version,
+                "backup restored"
+            ),
+            Ok(None) => {}
+            Err(error) => tracing::error!(
+                error = %error.chain(),
+                "the scheduled restore failed; starting on the current data"
+            ),
+        }
         let app = Application::build(config)
             .await
             .context("failed to start")?;
         app.run_until_stopped(shutdown_signal())
             .await
-            .context("server stopped with an error")
-    })
+            .context("server stopped with an error")?;
+        anyhow::Ok(backups.restore_pending())
+    })?;
+    drop(rt);
+    if restart {
+        tracing::info!("starting again to restore a backup");
+        drop(_guards);
+        return Err(reexec());
+    }
+    Ok(())
+}
+
+/// Replaces this process with a fresh run of the same command line (same pid, same output),
+/// as PocketBase does after a restore. Returns only when that fails.
+fn reexec() -> anyhow::Error {
+    use std::os::unix::process::CommandExt;
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => return anyhow::Error::new(e).context("failed to find the pier executable"),
+    };
+    let err = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .exec();
+    anyhow::Error::new(err).context("failed to start pier again after scheduling a restore")
 }
 
 /// Resolves on SIGINT or SIGTERM.

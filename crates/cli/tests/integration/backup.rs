@@ -365,6 +365,7 @@ macro_rules! on_both_engines {
 on_both_engines!(
     round_trip_restores_every_row_and_file,
     backups_taken_while_writes_run_all_verify,
+    the_backups_api_answers_superusers_only_as_pocketbase_does,
 );
 
 /// A SQLite data folder with a database and uploads, made through the binary.
@@ -556,5 +557,348 @@ fn prune_keeps_manual_backups_and_the_newest_scheduled_ones() {
     assert_eq!(
         names,
         ["manual.tar.zst", "@auto_c.tar.zst", "@auto_b.tar.zst"]
+    );
+}
+
+async fn call(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    token: Option<&str>,
+    body: Option<Json>,
+) -> (u16, Json) {
+    let mut req = client.request(method, url);
+    if let Some(t) = token {
+        req = req.header("authorization", t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Json::Null))
+}
+
+async fn the_backups_api_answers_superusers_only_as_pocketbase_does(engine: Engine) {
+    use reqwest::Method;
+    let app = spawn_app_with(engine, Vec::new()).await;
+    let token = superuser_token(&app).await;
+    let c = &app.client;
+    let url = |p: &str| app.url(p);
+
+    // Guests are refused with PocketBase's 401.
+    let (status, body) = call(c, Method::GET, &url("/api/backups"), None, None).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        body["message"],
+        "The request requires valid record authorization token."
+    );
+
+    // Create: a named backup, an automatically named one, and a refused name.
+    let (status, _) = call(
+        c,
+        Method::POST,
+        &url("/api/backups"),
+        Some(&token),
+        Some(json!({"name": "api_one.tar.zst"})),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, _) = call(c, Method::POST, &url("/api/backups"), Some(&token), None).await;
+    assert_eq!(status, 204);
+    for bad in ["../x.tar.zst", "x.zip", "UPPER.tar.zst"] {
+        let (status, body) = call(
+            c,
+            Method::POST,
+            &url("/api/backups"),
+            Some(&token),
+            Some(json!({ "name": bad })),
+        )
+        .await;
+        assert_eq!(status, 400, "{bad}");
+        assert_eq!(
+            body["data"]["name"]["code"], "validation_invalid_key",
+            "{body}"
+        );
+    }
+    let (status, body) = call(
+        c,
+        Method::POST,
+        &url("/api/backups"),
+        Some(&token),
+        Some(json!({"name": "api_one.tar.zst"})),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+
+    // List.
+    let (status, list) = call(c, Method::GET, &url("/api/backups"), Some(&token), None).await;
+    assert_eq!(status, 200);
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 2, "{list:?}");
+    let one = list.iter().find(|e| e["key"] == "api_one.tar.zst").unwrap();
+    let on_disk = std::fs::read(archive_path(app.dir.path(), "api_one.tar.zst")).unwrap();
+    assert_eq!(one["size"].as_u64().unwrap(), on_disk.len() as u64);
+    assert!(one["modified"].as_str().unwrap().ends_with('Z'));
+    assert!(
+        list.iter()
+            .any(|e| e["key"].as_str().unwrap().starts_with("pier_backup_"))
+    );
+
+    // Download needs a superuser's file token; an auth token in `?token=` is not one.
+    let (status, file_token) = call(
+        c,
+        Method::POST,
+        &url("/api/files/token"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let file_token = file_token["token"].as_str().unwrap().to_owned();
+    let (status, _) = call(c, Method::POST, &url("/api/files/token"), None, None).await;
+    assert_eq!(status, 401);
+    let res = c
+        .get(url(&format!(
+            "/api/backups/api_one.tar.zst?token={file_token}"
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()["content-disposition"],
+        "attachment; filename=\"api_one.tar.zst\""
+    );
+    let downloaded = res.bytes().await.unwrap().to_vec();
+    assert_eq!(downloaded, on_disk);
+    for bad in [token.as_str(), "", "garbage"] {
+        let res = c
+            .get(url(&format!("/api/backups/api_one.tar.zst?token={bad}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 403, "token {bad:?}");
+    }
+    for path in ["/api/backups/..%2Fdata.db", "/api/backups/missing.tar.zst"] {
+        let res = c
+            .get(url(&format!("{path}?token={file_token}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404, "{path}");
+    }
+
+    // Upload: a sound archive is kept, a damaged one refused.
+    let part = reqwest::multipart::Part::bytes(downloaded.clone()).file_name("uploaded.tar.zst");
+    let res = c
+        .post(url("/api/backups/upload"))
+        .header("authorization", &token)
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204, "{}", res.text().await.unwrap());
+    assert_eq!(
+        std::fs::read(archive_path(app.dir.path(), "uploaded.tar.zst")).unwrap(),
+        on_disk
+    );
+    let mut damaged = downloaded.clone();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 0x40;
+    let part = reqwest::multipart::Part::bytes(damaged).file_name("damaged.tar.zst");
+    let res = c
+        .post(url("/api/backups/upload"))
+        .header("authorization", &token)
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let body: Json = res.json().await.unwrap();
+    assert_eq!(
+        body["data"]["file"]["code"], "validation_invalid_backup",
+        "{body}"
+    );
+    assert!(!archive_path(app.dir.path(), "damaged.tar.zst").exists());
+
+    // Delete.
+    let (status, _) = call(
+        c,
+        Method::DELETE,
+        &url("/api/backups/uploaded.tar.zst"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, _) = call(
+        c,
+        Method::DELETE,
+        &url("/api/backups/uploaded.tar.zst"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _) = call(
+        c,
+        Method::DELETE,
+        &url("/api/backups/api_one.tar.zst"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 401);
+
+    // Backups show in the metrics.
+    let metrics = c
+        .get(url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("pier_backup_failures_total 0"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("pier_backup_last_success_timestamp_seconds 0\n"));
+    app.stop().await;
+}
+
+/// The next `listening on` URL printed after the ones already seen.
+fn next_listening_url(server: &mut crate::helpers::Server) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = server.lines.recv_timeout(left).unwrap_or_else(|_| {
+            panic!("pier did not start again; saw:\n{}", server.seen.join("\n"))
+        });
+        server.seen.push(line.clone());
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            return rest
+                .split(|c: char| c == '"' || c.is_whitespace())
+                .next()
+                .unwrap()
+                .to_owned();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_through_the_api_restarts_pier_on_the_backup() {
+    use reqwest::Method;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    ok(run(&mut pier_cli(
+        &data,
+        None,
+        &["superuser", "upsert", "admin@example.com", "AdminPass123!"],
+    )));
+    let mut cmd = pier(dir.path());
+    cmd.args(["serve", "--http", "127.0.0.1:0", "--dir"])
+        .arg(&data)
+        .env("PIER_BACKUPS__CRON", "");
+    let mut server = crate::helpers::Server::start(cmd);
+    let pid = server.child.id();
+    let client = reqwest::Client::new();
+    let login = |base: String| {
+        let client = client.clone();
+        async move {
+            let (status, body) = call(
+                &client,
+                Method::POST,
+                &format!("{base}/api/collections/_superusers/auth-with-password"),
+                None,
+                Some(json!({"identity": "admin@example.com", "password": "AdminPass123!"})),
+            )
+            .await;
+            assert_eq!(status, 200, "{body}");
+            body["token"].as_str().unwrap().to_owned()
+        }
+    };
+    let base = server.base_url.clone();
+    let token = login(base.clone()).await;
+    let (status, body) = call(
+        &client,
+        Method::POST,
+        &format!("{base}/api/collections"),
+        Some(&token),
+        Some(json!({"name": "notes", "fields": [{"name": "title", "type": "text"}, {"name": "n", "type": "number"}, {"name": "meta", "type": "json"}]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    for i in 0..3 {
+        add_note(&client, &base, &token, i).await;
+    }
+    let (status, _) = call(
+        &client,
+        Method::POST,
+        &format!("{base}/api/backups"),
+        Some(&token),
+        Some(json!({"name": "before.tar.zst"})),
+    )
+    .await;
+    assert_eq!(status, 204);
+    for i in 3..5 {
+        add_note(&client, &base, &token, i).await;
+    }
+
+    // A damaged archive is refused before anything stops.
+    let good = std::fs::read(archive_path(&data, "before.tar.zst")).unwrap();
+    std::fs::write(
+        archive_path(&data, "broken.tar.zst"),
+        &good[..good.len() / 2],
+    )
+    .unwrap();
+    let (status, body) = call(
+        &client,
+        Method::POST,
+        &format!("{base}/api/backups/broken.tar.zst/restore"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("is damaged"),
+        "{body}"
+    );
+
+    let (status, _) = call(
+        &client,
+        Method::POST,
+        &format!("{base}/api/backups/before.tar.zst/restore"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+
+    // The same process starts again on the restored data.
+    let base = tokio::task::block_in_place(|| next_listening_url(&mut server));
+    assert_eq!(server.child.id(), pid);
+    assert!(
+        server.seen.iter().any(|l| l.contains("backup restored")),
+        "{}",
+        server.seen.join("\n")
+    );
+    let token = login(base.clone()).await;
+    let (status, body) = call(
+        &client,
+        Method::GET,
+        &format!("{base}/api/collections/notes/records"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["totalItems"], 3, "{body}");
+    assert_eq!(
+        tokio::task::block_in_place(|| server.signal_and_wait("TERM")),
+        Some(0)
     );
 }

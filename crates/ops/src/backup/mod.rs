@@ -41,6 +41,9 @@ use manifest::{DATABASE_DIR, PUBLIC_DIR, STORAGE_DIR, database_member};
 
 /// Prefix of scratch folders inside the backups folder (never listed as backups).
 const SCRATCH_PREFIX: &str = ".pier-tmp-";
+/// A restore asked for through the API, carried out when pier next starts (it re-executes
+/// itself at once): the file holds the archive's name.
+const PENDING_RESTORE: &str = ".pier-restore-pending";
 
 /// Everything a backup operation can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -425,6 +428,8 @@ impl Backups {
         let result = self.create_locked(name, scheduled, progress, started).await;
         match &result {
             Ok(created) => self.metrics.success(created.duration, created.size),
+            // A name already taken is the caller's mistake, not a failed backup.
+            Err(BackupError::AlreadyExists { .. }) => {}
             Err(_) => self.metrics.failure(),
         }
         result
@@ -701,6 +706,62 @@ impl Backups {
     ) -> Result<Manifest, BackupError> {
         let _running = self.running.try_lock().map_err(|_| BackupError::Busy)?;
         restore::restore(self.settings.clone(), archive, progress).await
+    }
+}
+
+impl Backups {
+    /// Checks an archive of the backups folder (as [`Backups::verify`], and that it holds this
+    /// engine's database), then records it as the restore to carry out at the next start.
+    ///
+    /// # Errors
+    /// The archive is damaged or holds another engine's database.
+    pub async fn schedule_restore(&self, key: &BackupKey) -> Result<Manifest, BackupError> {
+        let path = self.path(key)?;
+        let report = self.verify(&path, &|_| {}).await?;
+        let engine = self.settings.engine().as_str();
+        if report.manifest.engine != engine {
+            return Err(BackupError::Refused {
+                message: format!(
+                    "backup `{key}` holds a {} database; this pier is configured for {engine}",
+                    report.manifest.engine
+                ),
+            });
+        }
+        let dir = &self.settings.backups_dir;
+        let temp = dir.join(format!("{PENDING_RESTORE}.tmp"));
+        std::fs::write(&temp, key.as_str())
+            .and_then(|()| File::open(&temp)?.sync_all())
+            .and_then(|()| std::fs::rename(&temp, dir.join(PENDING_RESTORE)))
+            .map_err(io_error(format!(
+                "failed to record the pending restore in `{}`",
+                dir.display()
+            )))?;
+        sync_dir(dir);
+        Ok(report.manifest)
+    }
+
+    /// True when a restore was scheduled through the API and awaits the next start.
+    pub fn restore_pending(&self) -> bool {
+        self.settings.backups_dir.join(PENDING_RESTORE).is_file()
+    }
+
+    /// Carries out a restore recorded by [`Backups::schedule_restore`], if there is one. The
+    /// record is removed either way, so a failing restore is not retried at every start.
+    ///
+    /// # Errors
+    /// The restore failed (the old data is then in place).
+    pub async fn run_pending_restore(
+        &self,
+        progress: Progress<'_>,
+    ) -> Result<Option<Manifest>, BackupError> {
+        let marker = self.settings.backups_dir.join(PENDING_RESTORE);
+        let Ok(name) = std::fs::read_to_string(&marker) else {
+            return Ok(None);
+        };
+        let _ = std::fs::remove_file(&marker);
+        let key = BackupKey::parse_stored(name.trim())?;
+        let path = self.path(&key)?;
+        self.restore(&path, progress).await.map(Some)
     }
 }
 
