@@ -129,18 +129,21 @@ impl CronSchedule {
     /// when nothing matches within five years (e.g. February 30th).
     pub fn next_after(&self, unix_seconds: i64) -> Option<i64> {
         let start_minute = unix_seconds.div_euclid(60) + 1;
-        let mut day = start_minute.div_euclid(1440);
-        let mut minute_of_day = start_minute.rem_euclid(1440);
-        for _ in 0..(5 * 366) {
-            if self.day_matches(day) {
-                for m in minute_of_day..1440 {
-                    if self.hours & (1 << (m / 60)) != 0 && self.minutes & (1 << (m % 60)) != 0 {
-                        return Some((day * 1440 + m) * 60);
-                    }
+        let first_day = start_minute.div_euclid(1440);
+        for day in first_day..first_day + 5 * 366 {
+            if !self.day_matches(day) {
+                continue;
+            }
+            let from = if day == first_day {
+                start_minute.rem_euclid(1440)
+            } else {
+                0
+            };
+            for m in from..1440 {
+                if self.hours & (1 << (m / 60)) != 0 && self.minutes & (1 << (m % 60)) != 0 {
+                    return Some((day * 1440 + m) * 60);
                 }
             }
-            day += 1;
-            minute_of_day = 0;
         }
         None
     }
