@@ -95,7 +95,12 @@ async fn create(
         Some(n) => Some(client_key("name", n)?),
         None => None,
     };
-    state.backups().create(name, false, &|_| {}).await?;
+    // NOTE: the backup runs in its own task, so a request that times out or a client that
+    // goes away does not cancel it halfway (it finishes, or fails and cleans up, on its own).
+    let backups = state.backups().clone();
+    tokio::spawn(async move { backups.create(name, false, &|_| {}).await })
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
     Ok(no_content())
 }
 
