@@ -902,3 +902,132 @@ async fn a_restore_through_the_api_restarts_pier_on_the_backup() {
         Some(0)
     );
 }
+
+/// A small tmpfs, unmounted when dropped.
+struct SmallDisk {
+    path: PathBuf,
+}
+
+impl SmallDisk {
+    /// Mounts a tmpfs of `size` (e.g. `1m`) at `path`; `None` when this process may not mount.
+    fn mount(path: &Path, size: &str) -> Option<SmallDisk> {
+        std::fs::create_dir_all(path).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .ok()?;
+        status.success().then(|| SmallDisk {
+            path: path.to_owned(),
+        })
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.path).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_fails_the_backup_cleanly_and_pier_keeps_serving() {
+    use reqwest::Method;
+    let (dir, data) = sqlite_data();
+    // 4 MiB of incompressible uploads for a 1 MiB backups folder.
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut bytes = Vec::with_capacity(4 << 20);
+    while bytes.len() < 4 << 20 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        bytes.extend_from_slice(&state.to_le_bytes());
+    }
+    std::fs::write(data.join("storage/big.bin"), bytes).unwrap();
+    let backups = dir.path().join("small");
+    let Some(_disk) = SmallDisk::mount(&backups, "1m") else {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    };
+    let backups_env = ("PIER_PATHS__BACKUPS_DIR", backups.display().to_string());
+
+    // The command line: a clear error, nothing left behind.
+    let out = run(pier_cli(&data, None, &["backup", "create", "full.tar.zst"])
+        .env(backups_env.0, &backups_env.1));
+    assert_ne!(out.code, Some(0));
+    assert!(
+        out.stderr.contains("No space left on device"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        std::fs::read_dir(&backups).unwrap().count(),
+        0,
+        "leftovers in the backups folder"
+    );
+
+    // A running pier: the backup fails, the failure is counted, and pier keeps serving.
+    let mut cmd = pier(dir.path());
+    cmd.args(["serve", "--http", "127.0.0.1:0", "--dir"])
+        .arg(&data)
+        .env("PIER_BACKUPS__CRON", "")
+        .env(backups_env.0, &backups_env.1);
+    let server = crate::helpers::Server::start(cmd);
+    let base = server.base_url.clone();
+    let client = reqwest::Client::new();
+    let (status, body) = call(
+        &client,
+        Method::POST,
+        &format!("{base}/api/collections/_superusers/auth-with-password"),
+        None,
+        Some(json!({"identity": "a@example.com", "password": "password123"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["token"].as_str().unwrap().to_owned();
+    let (status, _) = call(
+        &client,
+        Method::POST,
+        &format!("{base}/api/backups"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 500);
+    assert_eq!(
+        std::fs::read_dir(&backups).unwrap().count(),
+        0,
+        "leftovers in the backups folder"
+    );
+    let (status, list) = call(
+        &client,
+        Method::GET,
+        &format!("{base}/api/backups"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!((status, list), (200, json!([])));
+    let (status, _) = call(
+        &client,
+        Method::GET,
+        &format!("{base}/api/health"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("pier_backup_failures_total 1"),
+        "{metrics}"
+    );
+    drop(server);
+}
