@@ -19,9 +19,26 @@ pub(crate) fn backups(config: &Config) -> Backups {
     )
 }
 
-/// Progress goes to stderr as plain lines, so stdout carries only results.
+/// Progress goes to stderr, so stdout carries only results: plain lines, or on a terminal one
+/// status line rewritten at each step (the next output starts on a clean line).
 fn progress(line: &str) {
-    eprintln!("{line}");
+    use std::io::{IsTerminal, Write};
+    let mut err = std::io::stderr().lock();
+    if err.is_terminal() {
+        let _ = write!(err, "\r\x1b[2K{line}");
+        let _ = err.flush();
+    } else {
+        let _ = writeln!(err, "{line}");
+    }
+}
+
+/// Ends a rewritten status line before results or errors are printed.
+fn end_progress() {
+    use std::io::{IsTerminal, Write};
+    let mut err = std::io::stderr().lock();
+    if err.is_terminal() {
+        let _ = writeln!(err);
+    }
 }
 
 /// A name in the backups folder, or else a path to an archive.
@@ -53,6 +70,12 @@ pub(crate) fn check_schedule(config: &Config) -> anyhow::Result<()> {
 }
 
 pub(crate) async fn run(config: Config, command: BackupCommand) -> anyhow::Result<()> {
+    let result = run_command(config, command).await;
+    end_progress();
+    result
+}
+
+async fn run_command(config: Config, command: BackupCommand) -> anyhow::Result<()> {
     let backups = backups(&config);
     match command {
         BackupCommand::Create(a) => {
@@ -120,7 +143,9 @@ pub(crate) async fn run(config: Config, command: BackupCommand) -> anyhow::Resul
 pub(crate) async fn restore(config: Config, backup: String) -> anyhow::Result<()> {
     let backups = backups(&config);
     let path = locate(&backups, &backup)?;
-    backups.restore(&path, &progress).await?;
+    let result = backups.restore(&path, &progress).await;
+    end_progress();
+    result?;
     println!("restored {backup}");
     Ok(())
 }

@@ -325,6 +325,18 @@ fn clean_stale(backups_dir: &Path) {
     }
 }
 
+/// Gives the finished file `src` its final name `dst` without ever replacing an existing file:
+/// a hard link (which fails on an existing name), or a rename after a check where the file
+/// system has no hard links.
+fn publish(src: &Path, dst: &Path) -> std::io::Result<()> {
+    match std::fs::hard_link(src, dst) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(e),
+        Err(_) if dst.exists() => Err(std::io::ErrorKind::AlreadyExists.into()),
+        Err(_) => std::fs::rename(src, dst),
+    }
+}
+
 fn sync_dir(dir: &Path) {
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
@@ -491,8 +503,7 @@ impl Backups {
                 writer.add_tree(&settings.public_dir, PUBLIC_DIR)?;
             }
             let manifest = writer.finish(manifest)?;
-            // A hard link never replaces an existing name, unlike rename.
-            std::fs::hard_link(&archive_path, &final_path).map_err(|e| {
+            publish(&archive_path, &final_path).map_err(|e| {
                 if e.kind() == std::io::ErrorKind::AlreadyExists {
                     BackupError::AlreadyExists {
                         key: key_name(&final_path),
@@ -678,7 +689,7 @@ impl Backups {
             File::open(&upload)
                 .and_then(|f| f.sync_all())
                 .map_err(io_error(format!("failed to write `{}`", upload.display())))?;
-            std::fs::hard_link(&upload, &final_path).map_err(|e| {
+            publish(&upload, &final_path).map_err(|e| {
                 if e.kind() == std::io::ErrorKind::AlreadyExists {
                     BackupError::AlreadyExists { key: key.clone() }
                 } else {
