@@ -1031,3 +1031,50 @@ async fn a_full_disk_fails_the_backup_cleanly_and_pier_keeps_serving() {
     );
     drop(server);
 }
+
+#[test]
+fn pier_serve_makes_scheduled_backups_and_prunes_them() {
+    let (dir, data) = sqlite_data();
+    // An older scheduled backup from the same day: pruned after the next success (keep 1 day).
+    ok(run(&mut pier_cli(
+        &data,
+        None,
+        &["backup", "create", "seed.tar.zst"],
+    )));
+    std::fs::rename(
+        archive_path(&data, "seed.tar.zst"),
+        archive_path(&data, "@auto_seed.tar.zst"),
+    )
+    .unwrap();
+    let mut cmd = pier(dir.path());
+    cmd.args(["serve", "--http", "127.0.0.1:0", "--dir"])
+        .arg(&data)
+        .env("PIER_BACKUPS__CRON", "* * * * *")
+        .env("PIER_BACKUPS__KEEP_DAILY", "1")
+        .env("PIER_BACKUPS__KEEP_WEEKLY", "0");
+    let mut server = crate::helpers::Server::start(cmd);
+    // The next minute boundary is at most 60 s away.
+    let line = server.wait_for("scheduled backup written", Duration::from_secs(75));
+    assert!(line.contains("@auto_pier_backup_"), "{line}");
+    server.wait_for("old scheduled backup pruned", Duration::from_secs(5));
+    let listed = ok(run(&mut pier_cli(&data, None, &["backup", "list"])));
+    let names: Vec<_> = listed
+        .stdout
+        .lines()
+        .map(|l| l.split('\t').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert!(names[0].starts_with("@auto_pier_backup_"), "{names:?}");
+    ok(run(&mut pier_cli(
+        &data,
+        None,
+        &["backup", "verify", &names[0]],
+    )));
+    let (status, metrics) = crate::helpers::get(&format!("{}/metrics", server.base_url));
+    assert_eq!(status, 200);
+    assert!(
+        !metrics.contains("pier_backup_last_success_timestamp_seconds 0\n"),
+        "{metrics}"
+    );
+    assert_eq!(server.signal_and_wait("TERM"), Some(0));
+}
