@@ -315,8 +315,14 @@ fn clean_stale(backups_dir: &Path) {
         let dir = entry.path();
         let free = match File::open(dir.join("lock")) {
             Ok(f) => f.try_lock().is_ok(),
-            // No lock file: the writer died before creating it.
-            Err(_) => true,
+            // No lock file: the writer died before creating it, or is creating it right now
+            // (so only an old folder counts as abandoned).
+            Err(_) => entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > Duration::from_secs(60)),
         };
         if free {
             tracing::info!(path = %dir.display(), "removing an unfinished backup left by a stopped process");
