@@ -9,6 +9,8 @@
 //!   folder, synced, then linked under its final name, so a partial archive is never listed.
 //!   Scratch folders carry a lock held by their writer; one whose lock is free belongs to a dead
 //!   process and is removed by the next operation.
+//! - [`BackupTarget`]: where finished archives are kept ([`LocalFolder`], the backups folder;
+//!   S3-compatible storage is meant to be a second implementation). Scratch work stays local.
 //! - `restore`: the atomic swap of the restored data into place.
 //! - `retention` and `cron`: the schedule's rules.
 
@@ -19,6 +21,7 @@ mod manifest;
 mod restore;
 mod retention;
 mod schedule;
+mod target;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -35,6 +38,7 @@ pub use key::{AUTO_PREFIX, BackupKey, EXTENSION, KeyError};
 pub use manifest::{Manifest, ManifestFile};
 pub use retention::RetentionPolicy;
 pub use schedule::{ScheduleConfig, run_schedule};
+pub use target::{BackupTarget, LocalFolder};
 
 use archive::{ArchiveWriter, extract, io_error, under};
 use manifest::{DATABASE_DIR, PUBLIC_DIR, STORAGE_DIR, database_member};
@@ -244,6 +248,8 @@ pub type Progress<'a> = &'a (dyn Fn(&str) + Send + Sync);
 #[derive(Clone)]
 pub struct Backups {
     settings: Arc<BackupSettings>,
+    /// Where finished archives are kept.
+    target: Arc<dyn BackupTarget>,
     metrics: Arc<BackupMetrics>,
     /// One backup or restore at a time in this process.
     running: Arc<tokio::sync::Mutex<()>>,
@@ -331,18 +337,6 @@ fn clean_stale(backups_dir: &Path) {
     }
 }
 
-/// Gives the finished file `src` its final name `dst` without ever replacing an existing file:
-/// a hard link (which fails on an existing name), or a rename after a check where the file
-/// system has no hard links.
-fn publish(src: &Path, dst: &Path) -> std::io::Result<()> {
-    match std::fs::hard_link(src, dst) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(e),
-        Err(_) if dst.exists() => Err(std::io::ErrorKind::AlreadyExists.into()),
-        Err(_) => std::fs::rename(src, dst),
-    }
-}
-
 fn sync_dir(dir: &Path) {
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
@@ -364,6 +358,7 @@ impl Backups {
     /// The operations for `settings`, reporting to `metrics`.
     pub fn new(settings: BackupSettings, metrics: Arc<BackupMetrics>) -> Backups {
         Backups {
+            target: Arc::new(LocalFolder::new(settings.backups_dir.clone())),
             settings: Arc::new(settings),
             metrics,
             running: Arc::new(tokio::sync::Mutex::new(())),
@@ -380,19 +375,12 @@ impl Backups {
         &self.metrics
     }
 
-    /// The archive of `key` in the backups folder.
+    /// A local file holding the archive of `key`.
     ///
     /// # Errors
     /// [`BackupError::NotFound`] when there is none.
     pub fn path(&self, key: &BackupKey) -> Result<PathBuf, BackupError> {
-        let path = self.settings.backups_dir.join(key.as_str());
-        if path.is_file() {
-            Ok(path)
-        } else {
-            Err(BackupError::NotFound {
-                key: key.to_string(),
-            })
-        }
+        self.target.local_path(key)
     }
 
     /// The finished archives, newest first. Scratch folders and other files are not listed.
@@ -400,33 +388,7 @@ impl Backups {
     /// # Errors
     /// The backups folder exists but cannot be read.
     pub fn list(&self) -> Result<Vec<BackupEntry>, BackupError> {
-        let dir = &self.settings.backups_dir;
-        let entries = match std::fs::read_dir(dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io_error(format!("failed to list `{}`", dir.display()))(e)),
-        };
-        let mut out = Vec::new();
-        for entry in entries.flatten() {
-            let Some(key) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| BackupKey::parse_stored(n).ok())
-            else {
-                continue;
-            };
-            let Ok(meta) = entry.metadata() else { continue };
-            if !meta.is_file() {
-                continue;
-            }
-            out.push(BackupEntry {
-                key,
-                size: meta.len(),
-                modified: meta.modified().unwrap_or(UNIX_EPOCH),
-            });
-        }
-        out.sort_by(|a, b| b.modified.cmp(&a.modified).then(b.key.cmp(&a.key)));
-        Ok(out)
+        self.target.list()
     }
 
     /// Makes a backup named `name` (default: `pier_backup_<UTC time>.tar.zst`, with the
@@ -469,8 +431,7 @@ impl Backups {
         let now_ms = i64::try_from(now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis()))
             .unwrap_or(i64::MAX);
         let key = name.unwrap_or_else(|| BackupKey::generate(now_ms.div_euclid(1000), scheduled));
-        let final_path = dir.join(key.as_str());
-        if final_path.exists() {
+        if self.target.exists(&key) {
             return Err(BackupError::AlreadyExists {
                 key: key.to_string(),
             });
@@ -501,7 +462,8 @@ impl Backups {
             total_bytes: 0,
             files: Vec::new(),
         };
-        let (manifest, scratch) = blocking(move || {
+        let (target, stored_key) = (self.target.clone(), key.clone());
+        let (manifest, size, scratch) = blocking(move || {
             let mut writer = ArchiveWriter::create(&archive_path)?;
             writer.add_file(&snapshot_path, &manifest.database)?;
             writer.add_tree(&settings.storage_dir, STORAGE_DIR)?;
@@ -509,23 +471,12 @@ impl Backups {
                 writer.add_tree(&settings.public_dir, PUBLIC_DIR)?;
             }
             let manifest = writer.finish(manifest)?;
-            publish(&archive_path, &final_path).map_err(|e| {
-                if e.kind() == std::io::ErrorKind::AlreadyExists {
-                    BackupError::AlreadyExists {
-                        key: key_name(&final_path),
-                    }
-                } else {
-                    io_error(format!("failed to create `{}`", final_path.display()))(e)
-                }
-            })?;
-            sync_dir(&settings.backups_dir);
-            Ok((manifest, scratch))
+            let size = std::fs::metadata(&archive_path).map_or(0, |m| m.len());
+            target.store(&archive_path, &stored_key)?;
+            Ok((manifest, size, scratch))
         })
         .await?;
         drop(scratch);
-        let size = std::fs::metadata(dir.join(key.as_str()))
-            .map(|m| m.len())
-            .unwrap_or(0);
         let duration = started.elapsed();
         progress(&format!(
             "wrote `{key}` ({size} bytes, {} files) in {:.1} s",
@@ -545,11 +496,7 @@ impl Backups {
     /// # Errors
     /// [`BackupError::NotFound`], or the file cannot be removed.
     pub fn delete(&self, key: &BackupKey) -> Result<(), BackupError> {
-        let path = self.path(key)?;
-        std::fs::remove_file(&path)
-            .map_err(io_error(format!("failed to delete `{}`", path.display())))?;
-        sync_dir(&self.settings.backups_dir);
-        Ok(())
+        self.target.delete(key)
     }
 
     /// Deletes the scheduled (`@auto_`) archives `policy` does not keep. Returns their names.
@@ -673,13 +620,13 @@ impl Backups {
         std::fs::create_dir_all(&dir)
             .map_err(io_error(format!("failed to create `{}`", dir.display())))?;
         clean_stale(&dir);
-        let final_path = dir.join(key.as_str());
-        if final_path.exists() {
+        if self.target.exists(key) {
             return Err(BackupError::AlreadyExists {
                 key: key.to_string(),
             });
         }
         let scratch = Scratch::new(&dir)?;
+        let (target, stored_key) = (self.target.clone(), key.clone());
         let key = key.to_string();
         blocking(move || {
             let upload = scratch.path("upload");
@@ -695,14 +642,7 @@ impl Backups {
             File::open(&upload)
                 .and_then(|f| f.sync_all())
                 .map_err(io_error(format!("failed to write `{}`", upload.display())))?;
-            publish(&upload, &final_path).map_err(|e| {
-                if e.kind() == std::io::ErrorKind::AlreadyExists {
-                    BackupError::AlreadyExists { key: key.clone() }
-                } else {
-                    io_error(format!("failed to create `{}`", final_path.display()))(e)
-                }
-            })?;
-            sync_dir(&dir);
+            target.store(&upload, &stored_key)?;
             drop(scratch);
             Ok(())
         })
