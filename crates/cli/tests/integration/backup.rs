@@ -789,19 +789,35 @@ fn next_listening_url(server: &mut crate::helpers::Server) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restore_through_the_api_restarts_pier_on_the_backup() {
+async fn a_restore_through_the_api_restarts_pier_on_the_backup_on_sqlite() {
+    a_restore_through_the_api_restarts_pier_on_the_backup(Engine::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_through_the_api_restarts_pier_on_the_backup_on_postgres() {
+    a_restore_through_the_api_restarts_pier_on_the_backup(Engine::Postgres).await;
+}
+
+async fn a_restore_through_the_api_restarts_pier_on_the_backup(engine: Engine) {
     use reqwest::Method;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    let pg = match engine {
+        Engine::Sqlite => None,
+        Engine::Postgres => Some(pier_pgtest::database().await),
+    };
     ok(run(&mut pier_cli(
         &data,
-        None,
+        pg.as_ref(),
         &["superuser", "upsert", "admin@example.com", "AdminPass123!"],
     )));
     let mut cmd = pier(dir.path());
     cmd.args(["serve", "--http", "127.0.0.1:0", "--dir"])
         .arg(&data)
         .env("PIER_BACKUPS__CRON", "");
+    if let Some(db) = &pg {
+        cmd.envs(db.env());
+    }
     let mut server = crate::helpers::Server::start(cmd);
     let pid = server.child.id();
     let client = reqwest::Client::new();

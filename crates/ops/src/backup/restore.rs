@@ -114,9 +114,20 @@ pub(super) async fn restore(
             }
         })?),
         DatabaseConfig::Postgres(c) => {
-            let sessions = pier_storage::pg_pier_sessions(c)
-                .await
-                .map_err(database_error("failed to reach the database"))?;
+            // A pier that just stopped (to restore at its restart) may still show for a moment
+            // while the server ends its connections: look a few times before refusing.
+            let mut sessions = 0;
+            for attempt in 0..20 {
+                if attempt > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                sessions = pier_storage::pg_pier_sessions(c)
+                    .await
+                    .map_err(database_error("failed to reach the database"))?;
+                if sessions == 0 {
+                    break;
+                }
+            }
             if sessions > 0 {
                 return Err(BackupError::Refused {
                     message: format!(
