@@ -15,9 +15,12 @@ share a scenario share one interleaved wrk measurement (see Ctx.throughput).
 from __future__ import annotations
 
 import argparse
+import functools
+import hashlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -33,6 +36,9 @@ import benchlib as bl  # noqa: E402
 
 # Target order in tables and runs.
 PIER, PIER_NOLOG, POCKETBASE = "pier", "pier-nolog", "pocketbase"
+# The gateway suites (static, proxy): pier's gateway against nginx and Caddy.
+GW_PIER, NGINX, CADDY = "pier-gateway", "nginx", "caddy"
+GATEWAY_TARGETS = (GW_PIER, NGINX, CADDY)
 
 
 # --------------------------------------------------------------------------
@@ -97,14 +103,44 @@ def make_targets() -> tuple[dict[str, bl.Target], dict[str, str]]:
     def pb_cli(args: Sequence[str], data_dir: Path) -> list[str]:
         return [str(pb_bin), *args, *pb_dirs(data_dir)]
 
+    nginx_bin = Path(os.environ.get("NGINX_BIN") or shutil.which("nginx") or "/usr/sbin/nginx")
+    caddy_bin = Path(os.environ.get("CADDY_BIN") or shutil.which("caddy") or "/usr/bin/caddy")
+
+    def gw_pier_argv(port: int, data_dir: Path) -> list[str]:
+        argv = [str(pier_bin), "gateway", "--http", f"{bl.HOST}:{port}",
+                "--upstream", f"http://{bl.HOST}:{GW.upstream_port()}", "--public-dir", str(GW.public_dir)]
+        if pier_gateway_support(str(pier_bin))[1]:
+            argv += ["--dir", str(data_dir)]
+        return argv
+
+    def nginx_argv(port: int, data_dir: Path) -> list[str]:
+        # the config is written into the data dir by gateway_prepare; -e: errors to
+        # our log from the start (not /var/log/nginx)
+        return [str(nginx_bin), "-p", str(data_dir), "-c", str(data_dir / "nginx.conf"), "-e", "stderr"]
+
+    def caddy_argv(port: int, data_dir: Path) -> list[str]:
+        return [str(caddy_bin), "run", "--config", str(data_dir / "Caddyfile"), "--adapter", "caddyfile"]
+
+    def caddy_env(data_dir: Path) -> dict[str, str]:
+        # Caddy saves its running config (autosave.json) and keeps its storage here
+        return {"XDG_CONFIG_HOME": str(data_dir / "config"), "XDG_DATA_HOME": str(data_dir / "data")}
+
+    # The harness's own variables, which pier would warn about as unknown PIER_* settings.
+    not_pier = {"PIER_BIN": None, "PIER_BIN_SKIP_BUILD": None}
     targets = {
         # Default configuration: request logging on (whatever the caller's env said).
-        PIER: bl.Target(PIER, "pier", pier_argv, "/readyz", {"PIER_LOG__REQUESTS": None}, pier_bin, pier_cli),
+        PIER: bl.Target(PIER, "pier", pier_argv, "/readyz", {"PIER_LOG__REQUESTS": None, **not_pier}, pier_bin,
+                        pier_cli),
         PIER_NOLOG: bl.Target(
             PIER_NOLOG, "pier (no req log)", pier_argv, "/readyz",
-            {"PIER_LOG__REQUESTS": "false"}, pier_bin, pier_cli,
+            {"PIER_LOG__REQUESTS": "false", **not_pier}, pier_bin, pier_cli,
         ),
         POCKETBASE: bl.Target(POCKETBASE, "PocketBase", pb_argv, "/api/health", {}, pb_bin, pb_cli),
+        # Gateways: request logs off for all three.
+        GW_PIER: bl.Target(GW_PIER, "pier gateway", gw_pier_argv, "/livez",
+                           {"PIER_LOG__REQUESTS": "false", "APP_ENV": "development", **not_pier}, pier_bin),
+        NGINX: bl.Target(NGINX, "nginx", nginx_argv, None, {}, nginx_bin),
+        CADDY: bl.Target(CADDY, "Caddy", caddy_argv, None, {"GOMAXPROCS": "1"}, caddy_bin, env_for=caddy_env),
     }
     skipped: dict[str, str] = {}
     if os.environ.get("BENCH_SKIP_PIER"):
@@ -114,9 +150,13 @@ def make_targets() -> tuple[dict[str, bl.Target], dict[str, str]]:
     else:
         reason = ""
     if reason:
-        skipped[PIER] = skipped[PIER_NOLOG] = reason
+        skipped[PIER] = skipped[PIER_NOLOG] = skipped[GW_PIER] = reason
     if not os.access(pb_bin, os.X_OK):
         skipped[POCKETBASE] = f"PocketBase binary not found at {pb_bin}"
+    if not os.access(nginx_bin, os.X_OK):
+        skipped[NGINX] = f"nginx not found at {nginx_bin} (apt-get install nginx, or set NGINX_BIN)"
+    if not os.access(caddy_bin, os.X_OK):
+        skipped[CADDY] = f"Caddy not found at {caddy_bin} (apt-get install caddy, or set CADDY_BIN)"
     return targets, skipped
 
 
@@ -172,6 +212,9 @@ class Scenario:
     description: str = ""
     prepare: Callable[[bl.Target, bl.Server], None] | None = None
     loads: Sequence[Load] = ()
+    # A server that exits or is not ready in time is left out (with a warning)
+    # and the others are measured, instead of the suite failing at once.
+    leave_out_on_start_failure: bool = False
 
     def all_loads(self, name: str) -> list[Load]:
         if self.loads:
@@ -216,9 +259,11 @@ class Ctx:
 
     def _left_out(self, scenario: str, name: str, e: TargetUnavailable) -> None:
         self.scenario_skipped.setdefault(scenario, {})[name] = str(e)
-        if not e.missing_feature:
+        if e.missing_feature:  # printed with the results as "left out of ..."
+            bl.log(f"{name}: left out of {scenario}: {e}")
+        else:
             self.setup_failures.append(f"{name} in {scenario}: {e}")
-        self.warn(f"{name}: left out of {scenario}: {e}")
+            self.warn(f"{name}: left out of {scenario}: {e}")
 
     def throughput(self, scenario_name: str) -> dict[str, dict]:
         """A single-load scenario's measurement: name -> {"probe_status", the
@@ -258,6 +303,11 @@ class Ctx:
                     )
                 except TargetUnavailable as e:
                     self._left_out(scenario_name, n, e)
+                    continue
+                except (bl.ServerExited, TimeoutError) as e:
+                    if not sc.leave_out_on_start_failure:
+                        raise
+                    self._left_out(scenario_name, n, TargetUnavailable(f"did not start: {e}"))
                     continue
                 servers[n] = srv
                 if sc.setup:
@@ -299,7 +349,7 @@ class Ctx:
                     summ = bl.summarize_wrk(res[n])
                     o = out[ld.name][n]
                     o.update(summ)
-                    o["rss_after_kib"] = srv.rss_kib()
+                    o["rss_after_kib"] = srv.tree_rss_kib()  # = rss_kib() but for nginx (master + worker)
                     o["hwm_kib"] = srv.hwm_kib()
                     o["log_bytes"] = srv.log_path.stat().st_size - log_size0[n]  # warm-up and timed runs
                     busy = summ.get("core_other_pct_max")
@@ -455,10 +505,240 @@ RECORDS_LOADS = (
          timeout_s=RECORDS_WRK_TIMEOUT_S, description="(d) create: POST JSON (bench/lua/post.lua)"),
 )
 
+# --------------------------------------------------------------------------
+# Gateway scenarios: pier's gateway vs nginx vs Caddy, same folder, same upstream
+# --------------------------------------------------------------------------
+
+GW_UPSTREAM_BODY = '{"status":"ok"}\n'  # what the upstream nginx answers to everything
+GW_PROXY_PATH = "/api/bench"
+
+
+def _asset(stem: str, size: int) -> tuple[str, bytes]:
+    """A deterministic JS-like file of exactly ``size`` bytes, and its
+    content-hashed name (``stem.HASH8.js``, as a bundler would name it)."""
+    out, i = [], 0
+    while sum(map(len, out)) < size:
+        digest = hashlib.sha256(f"{stem}:{i}".encode()).hexdigest()
+        out.append(f"export const {stem}_{i} = \"{digest}\";\n")
+        i += 1
+    body = "".join(out)[: size - 1].encode() + b"\n"
+    return f"{stem}.{hashlib.sha256(body).hexdigest()[:8]}.js", body
+
+
+def gateway_files() -> dict[str, bytes]:
+    """URL path -> content of the folder the three servers serve."""
+    small_name, small = _asset("app", 1024)
+    large_name, large = _asset("vendor", 100 * 1024)
+    index = (
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>bench</title>\n"
+        f"<script type=\"module\" src=\"/assets/{large_name}\"></script>\n"
+        f"<script type=\"module\" src=\"/assets/{small_name}\"></script>\n"
+        "</head>\n<body><div id=\"app\"></div></body>\n</html>\n"
+    ).encode()
+    return {"/index.html": index, f"/assets/{small_name}": small, f"/assets/{large_name}": large}
+
+
+GW_FILES = gateway_files()
+GW_SMALL_PATH, GW_LARGE_PATH = [p for p in GW_FILES if p.startswith("/assets/")]
+
+
+@functools.lru_cache(maxsize=None)
+def pier_gateway_support(pier_bin: str) -> tuple[bool, bool, str]:
+    """(this pier has a `gateway` command, it takes --dir, why not) from `pier gateway --help`."""
+    try:
+        p = subprocess.run([pier_bin, "gateway", "--help"], capture_output=True, text=True, timeout=30,
+                           stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError) as e:
+        return False, False, f"`pier gateway --help` failed: {e}"
+    if p.returncode != 0:
+        msg = (p.stderr or p.stdout).strip().splitlines()
+        return False, False, f"`{pier_bin} gateway --help` exited with {p.returncode}: {msg[0] if msg else ''}"
+    return True, "--dir" in p.stdout, ""
+
+
+class GatewayFixture:
+    """What the gateway suites share: the public folder (under the run's logs
+    dir, so it stays next to the results) and the upstream, a second nginx
+    answering ``return 200`` on the client CPU (next to wrk)."""
+
+    def __init__(self) -> None:
+        self.public_dir: Path | None = None
+        self.upstream: bl.Server | None = None
+        self.upstream_target: bl.Target | None = None
+
+    def upstream_port(self) -> int:
+        assert self.upstream is not None, "gateway fixture not started"
+        return self.upstream.port
+
+    def ensure(self, ctx: "Ctx") -> None:
+        if self.public_dir is None:
+            self.public_dir = ctx.logs_dir / "public"
+            for path, body in GW_FILES.items():
+                f = self.public_dir / path.lstrip("/")
+                f.parent.mkdir(parents=True, exist_ok=True)
+                f.write_bytes(body)
+        if self.upstream is not None and self.upstream.proc is not None and self.upstream.proc.poll() is None:
+            return
+        if NGINX in ctx.skipped:
+            raise RuntimeError(f"the upstream is an nginx: {ctx.skipped[NGINX]}")
+        nginx_bin = ctx.targets[NGINX].binary
+        self.upstream_target = bl.Target(
+            "upstream", "upstream (nginx)",
+            lambda port, d: [str(nginx_bin), "-p", str(d), "-c", str(d / "nginx.conf"), "-e", "stderr"],
+            None, {}, nginx_bin)
+        bl.log(f"gateway: upstream nginx (`return 200`) on CPU {ctx.cfg.client_cpu}; serving {self.public_dir}")
+        self.upstream, _ = bl.start_server(
+            self.upstream_target, cpu=ctx.cfg.client_cpu, log_path=ctx.logs_dir / "gateway-upstream.log",
+            ready_timeout=ctx.cfg.ready_timeout,
+            before_start=lambda srv: _write_config(srv, nginx_upstream_conf(srv.port, srv.data_dir), "nginx.conf"))
+        st, body = bl.http_get(self.upstream.port, GW_PROXY_PATH)
+        if st != 200 or body.decode() != GW_UPSTREAM_BODY:
+            raise RuntimeError(f"the upstream nginx answered {st} {body[:200]!r}")
+
+
+GW = GatewayFixture()
+
+
+def _nginx_common(data_dir: Path) -> tuple[str, str]:
+    """Process, log and temp-path settings shared by both nginx configs."""
+    user = "user root;\n" if os.geteuid() == 0 else ""  # worker as the user that owns the data dir
+    tmp = "".join(f"    {k}_temp_path {data_dir}/{k}_temp;\n" for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    return (
+        f"{user}worker_processes 1;\ndaemon off;\nmaster_process on;\npid {data_dir}/nginx.pid;\n"
+        "error_log stderr warn;\nevents { worker_connections 1024; }\n", tmp,
+    )
+
+
+def nginx_upstream_conf(port: int, data_dir: Path) -> str:
+    head, tmp = _nginx_common(data_dir)
+    body = GW_UPSTREAM_BODY.replace("\n", "\\n")
+    return f"""{head}http {{
+    access_log off;
+    keepalive_timeout 75s;
+    keepalive_requests 1000000;
+{tmp}    server {{
+        listen {bl.HOST}:{port};
+        default_type application/json;
+        location / {{ return 200 '{body}'; }}
+    }}
+}}
+"""
+
+
+def nginx_gateway_conf(port: int, data_dir: Path) -> str:
+    head, tmp = _nginx_common(data_dir)
+    return f"""{head}http {{
+    types {{ text/html html; text/javascript js; }}
+    default_type application/octet-stream;
+    access_log off;
+    sendfile on;
+    keepalive_timeout 75s;
+    keepalive_requests 1000000;
+{tmp}    upstream api {{
+        server {bl.HOST}:{GW.upstream_port()};
+        keepalive 32;
+        keepalive_requests 1000000;
+    }}
+    server {{
+        listen {bl.HOST}:{port};
+        root {GW.public_dir};
+        location / {{ }}
+        location /api/ {{
+            proxy_pass http://api;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }}
+    }}
+}}
+"""
+
+
+def caddy_gateway_conf(port: int, data_dir: Path) -> str:
+    return f"""{{
+	admin off
+	auto_https off
+	storage file_system {data_dir}/data
+	log {{
+		level ERROR
+	}}
+}}
+
+:{port} {{
+	bind {bl.HOST}
+	reverse_proxy /api/* {bl.HOST}:{GW.upstream_port()} {{
+		transport http {{
+			keepalive 2m
+			keepalive_idle_conns_per_host 32
+		}}
+	}}
+	root * {GW.public_dir}
+	file_server
+}}
+"""
+
+
+def _write_config(srv: bl.Server, text: str, filename: str) -> None:
+    (srv.data_dir / filename).write_text(text)
+    # a copy next to the server's log, for the record
+    srv.log_path.with_name(srv.log_path.stem + "." + filename).write_text(text)
+
+
+def gateway_prepare(target: bl.Target, srv: bl.Server) -> None:
+    """Before a gateway starts: check pier has the command, write nginx's / Caddy's config."""
+    if target.name == GW_PIER:
+        ok, _, why = pier_gateway_support(str(target.binary))
+        if not ok:
+            raise TargetUnavailable(f"pier gateway unavailable: {why}", missing_feature=True)
+    elif target.name == NGINX:
+        _write_config(srv, nginx_gateway_conf(srv.port, srv.data_dir), "nginx.conf")
+    elif target.name == CADDY:
+        _write_config(srv, caddy_gateway_conf(srv.port, srv.data_dir), "Caddyfile")
+
+
+def gateway_setup(srv: bl.Server) -> dict:
+    """Once ready: every file and the proxied path answer 200 with the expected
+    body (else the figures would be of something else); keeps the headers."""
+    import http.client
+
+    expected = {"/": GW_FILES["/index.html"], **{p: b for p, b in GW_FILES.items() if p != "/index.html"},
+                GW_PROXY_PATH: GW_UPSTREAM_BODY.encode()}
+    checks, mismatches = {}, []
+    for path, want in expected.items():
+        conn = http.client.HTTPConnection(bl.HOST, srv.port, timeout=10)
+        try:
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            body = resp.read()
+            headers = dict(resp.getheaders())
+        except (OSError, http.client.HTTPException) as e:
+            raise TargetUnavailable(f"GET {path} failed: {e}") from None
+        finally:
+            conn.close()
+        head_bytes = len(f"HTTP/1.1 {resp.status} {resp.reason}\r\n") + sum(len(k) + len(v) + 4 for k, v in headers.items()) + 2
+        checks[path] = {"status": resp.status, "body_bytes": len(body), "header_bytes": head_bytes, "headers": headers}
+        if resp.status != 200 or body != want:
+            mismatches.append(f"GET {path}: {resp.status}, {len(body)} bytes (expected 200, {len(want)} bytes"
+                              f"{', other content' if resp.status == 200 and len(body) == len(want) else ''})")
+    return {"checks": checks, "mismatches": mismatches, "rss_ready_kib": srv.tree_rss_kib()}
+
+
+GW_STATIC_LOADS = (
+    Load("small", GW_SMALL_PATH, description=f"GET {GW_SMALL_PATH} (1 KiB)"),
+    Load("large", GW_LARGE_PATH, description=f"GET {GW_LARGE_PATH} (100 KiB)"),
+)
+GW_PROXY_LOADS = (
+    Load("proxy", GW_PROXY_PATH, description=f"GET {GW_PROXY_PATH} proxied to the upstream nginx"),
+)
+
+
 SCENARIOS = {
     "health": Scenario("/api/health", description="GET /api/health"),
     "records": Scenario(description="records API (posts collection)", prepare=records_prepare,
                         setup=records_setup, loads=RECORDS_LOADS),
+    "gw-static": Scenario(description="gateway: static files", prepare=gateway_prepare, setup=gateway_setup,
+                          loads=GW_STATIC_LOADS, leave_out_on_start_failure=True),
+    "gw-proxy": Scenario(description="gateway: reverse proxy /api/*", prepare=gateway_prepare,
+                         setup=gateway_setup, loads=GW_PROXY_LOADS, leave_out_on_start_failure=True),
 }
 
 
@@ -729,6 +1009,107 @@ def suite_records(ctx: Ctx) -> None:
         raise RuntimeError("setup failed for: " + "; ".join(failures))
 
 
+# Targets for pier's gateway: req/s at least nginx's, and at least 3x Caddy's.
+GW_GOALS = {NGINX: 1.0, CADDY: 3.0}
+
+
+def gateway_report(ctx: Ctx, suite_name: str, scenario: str, loads: Sequence[Load], title: str) -> None:
+    """A table: each load's req/s, p50/p99, server CPU and RSS for pier's
+    gateway, nginx and Caddy, with pier/nginx and pier/Caddy and the targets."""
+    cfg = ctx.cfg
+    res = ctx.measure(scenario)
+    info = ctx.setup_info.get(scenario, {})
+    reason = {n: ctx.skip_reason(n, scenario) for n in GATEWAY_TARGETS}
+    labels = {n: ctx.targets[n].label for n in GATEWAY_TARGETS}
+    entry: dict = {
+        "files": {p: {"bytes": len(b), "sha256": hashlib.sha256(b).hexdigest()} for p, b in GW_FILES.items()},
+        "public_dir": str(GW.public_dir),
+        "upstream": {"body": GW_UPSTREAM_BODY, "cpu": cfg.client_cpu},
+        "setup": {n: info.get(n) or {"skipped": reason[n]} for n in GATEWAY_TARGETS},
+        "targets_pier_over": GW_GOALS,
+        "loads": {},
+    }
+    ctx.results[suite_name] = entry
+
+    def g(load: str, n: str, key: str, scale: float = 1.0) -> float | None:
+        d = res.get(load, {}).get(n)
+        return None if not d or d.get(key) is None else d[key] * scale
+
+    def unavailable(n: str) -> str:
+        return "pier gateway unavailable" if n == GW_PIER else "skipped"
+
+    def ratio(a: float | None, b: float | None) -> str:
+        return "-" if not a or not b else f"{a / b:.2f}"
+
+    rows: list[list[str]] = []
+    for ld in loads:
+        e = {"description": ld.description, "path": ld.path,
+             "wrk_command": bl.wrk_argv(f"http://127.0.0.1:PORT{ld.path}", threads=cfg.threads,
+                                        connections=cfg.connections, seconds=cfg.seconds)}
+        for n in GATEWAY_TARGETS:
+            e[n] = res.get(ld.name, {}).get(n) or {"skipped": reason[n]}
+        entry["loads"][ld.name] = e
+        rps = {n: g(ld.name, n, "requests_per_sec_median") for n in GATEWAY_TARGETS}
+        goals = []
+        for other, goal in GW_GOALS.items():
+            if rps[GW_PIER] and rps[other]:
+                met = rps[GW_PIER] / rps[other] >= goal
+                e[f"target_met_vs_{other}"] = met
+                goals.append(f"{labels[other]} >= {goal:g}x: {'met' if met else 'NOT met'}")
+            else:
+                goals.append(f"{labels[other]} >= {goal:g}x")
+        rows.append([f"{ld.description}, req/s",
+                     *[fmt_rps(res[ld.name][n]) if n in res.get(ld.name, {}) else unavailable(n)
+                       for n in GATEWAY_TARGETS],
+                     ratio(rps[GW_PIER], rps[NGINX]), ratio(rps[GW_PIER], rps[CADDY]), "; ".join(goals)])
+        for label, key, scale, digits, show_ratio in (
+            ("    p50 latency ms (median)", "latency_p50_ms_median", 1.0, 3, True),
+            ("    p99 latency ms (median)", "latency_p99_ms_median", 1.0, 3, True),
+            ("    server CPU % during runs (median)", "server_cpu_pct_median", 1.0, 0, False),
+            (f"    wrk's core (CPU {cfg.client_cpu}) busy %", "client_core_pct_median", 1.0, 0, False),
+            ("    RSS after this load, MiB", "rss_after_kib", 1 / 1024, 1, True),
+        ):
+            v = {n: g(ld.name, n, key, scale) for n in GATEWAY_TARGETS}
+            rows.append([label, *[fmt_num(v[n], digits) if v[n] is not None else "-" for n in GATEWAY_TARGETS],
+                         ratio(v[GW_PIER], v[NGINX]) if show_ratio else "",
+                         ratio(v[GW_PIER], v[CADDY]) if show_ratio else "", ""])
+    ctx.tables.append((
+        f"{title} (wrk -t{cfg.threads} -c{cfg.connections} -d{cfg.seconds}s --latency, keep-alive, median of "
+        f"{cfg.runs}; servers on CPU {cfg.server_cpu}, wrk on CPU {cfg.client_cpu}; request logs off for all)",
+        ["measure", *[labels[n] for n in GATEWAY_TARGETS], "pier/nginx", "pier/Caddy", "target for pier (req/s)"],
+        rows,
+    ))
+    capped = [f"{labels[n]} {ld.name} ({busy:.0f}%)" for ld in loads for n in GATEWAY_TARGETS
+              if (busy := g(ld.name, n, "client_core_pct_median")) is not None and busy >= 90]
+    if capped:
+        ctx.notes.append(
+            f"{suite_name}: wrk's core (CPU {cfg.client_cpu}, shared with the upstream) was >= 90% busy for: "
+            f"{', '.join(capped)}: those figures may be capped by the load generator rather than by the server "
+            "(compare the server's own CPU %)")
+    for n in GATEWAY_TARGETS:
+        for m in (info.get(n) or {}).get("mismatches", []):
+            ctx.warn(f"{labels[n]} ({suite_name}): {m}: its numbers are not of the intended response")
+    failures = [f for f in ctx.setup_failures if f" in {scenario}:" in f]
+    if failures:
+        raise RuntimeError("setup failed for: " + "; ".join(failures))
+
+
+@suite("static", "gateway: static files (1 KiB and 100 KiB, content-hashed) from one folder: pier gateway vs nginx vs Caddy",
+       scenario="gw-static", targets=GATEWAY_TARGETS)
+def suite_static(ctx: Ctx) -> None:
+    GW.ensure(ctx)
+    gateway_report(ctx, "static", "gw-static", GW_STATIC_LOADS, "gateway: static files from one folder")
+
+
+@suite("proxy", "gateway: GET /api/* reverse-proxied to one upstream nginx (keep-alive): pier gateway vs nginx vs Caddy",
+       scenario="gw-proxy", targets=GATEWAY_TARGETS)
+def suite_proxy(ctx: Ctx) -> None:
+    GW.ensure(ctx)
+    gateway_report(ctx, "proxy", "gw-proxy", GW_PROXY_LOADS,
+                   f"gateway: reverse proxy to an upstream nginx `return 200` (upstream on CPU {ctx.cfg.client_cpu}, "
+                   "next to wrk)")
+
+
 # --------------------------------------------------------------------------
 # Main
 # --------------------------------------------------------------------------
@@ -758,6 +1139,12 @@ def environment(ctx: Ctx) -> dict:
     for n in (PIER, POCKETBASE):
         t = ctx.targets[n]
         versions[n] = None if n in ctx.skipped else _cmd_out([str(t.binary), "--version"])
+    if any(n in ctx.needs.get(sc, []) for sc in ("gw-static", "gw-proxy") for n in GATEWAY_TARGETS):
+        for n, args in ((NGINX, ["-v"]), (CADDY, ["version"])):
+            versions[n] = None if n in ctx.skipped else _cmd_out([str(ctx.targets[n].binary), *args])
+        if GW_PIER not in ctx.skipped:
+            ok, has_dir, why = pier_gateway_support(str(ctx.targets[GW_PIER].binary))
+            versions["pier_gateway"] = {"available": ok, "takes_dir": has_dir, "why_not": why or None}
     return {
         "host": platform.node(), "kernel": platform.release(), "cpu_model": cpu_model,
         "cpus": os.cpu_count(), "python": platform.python_version(),
@@ -817,8 +1204,9 @@ def main(argv: list[str] | None = None) -> int:
     bl.install_cleanup()
 
     targets, skipped = make_targets()
+    wanted = [t for t in targets if any(t in SUITES[s].targets for s in selected)]
     for n, why in skipped.items():
-        if n != PIER_NOLOG:
+        if n in wanted and n != PIER_NOLOG:
             bl.log(f"SKIPPING {targets[n].label}: {why}")
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     out_dir = bl.OUT_DIR
@@ -836,8 +1224,8 @@ def main(argv: list[str] | None = None) -> int:
         needs[sc] = [t for t in targets if t in needs[sc]]
     ctx = Ctx(cfg, targets, skipped, stamp, logs_dir, needs)
 
-    if all(n in skipped for n in (PIER, POCKETBASE)):
-        bl.log("neither pier nor PocketBase is available: nothing to measure")
+    if all(n in skipped for n in wanted):
+        bl.log(f"none of {', '.join(targets[n].label for n in wanted)} is available: nothing to measure")
         return 2
     load0 = loadavg()
     if load0 is not None and load0 > 0.5:
@@ -872,7 +1260,7 @@ def main(argv: list[str] | None = None) -> int:
     for note in ctx.notes:
         print(f"note: {note}")
     for n, why in skipped.items():
-        if n != PIER_NOLOG:
+        if n in wanted and n != PIER_NOLOG:
             print(f"skipped {targets[n].label}: {why}")
     for sc, left in ctx.scenario_skipped.items():
         for n, why in left.items():

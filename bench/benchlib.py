@@ -114,6 +114,16 @@ def http_status(port: int, path: str, timeout: float = 1.0) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def tcp_open(port: int, timeout: float = 1.0) -> bool:
+    """Whether something accepts TCP connections on 127.0.0.1:port (readiness
+    of servers without a health endpoint: nginx, Caddy)."""
+    try:
+        with socket.create_connection((HOST, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
     """``GET path`` with http.client; returns (status, body)."""
     import http.client
@@ -227,27 +237,33 @@ class Target:
     """One server configuration to benchmark.
 
     ``argv(port, data_dir)`` builds the command line; ``env`` is applied on
-    top of the harness environment (a value of None removes the variable).
+    top of the harness environment (a value of None removes the variable),
+    then ``env_for(data_dir)`` (variables that name the data dir).
+    ``ready_path`` None: ready once the port accepts connections (servers
+    without a health endpoint).
     """
 
     name: str  # key used in results, e.g. "pier", "pier-nolog", "pocketbase"
     label: str  # human-readable column header
     argv: Callable[[int, Path], list[str]]
-    ready_path: str
+    ready_path: str | None
     env: Mapping[str, str | None] = field(default_factory=dict)
     binary: Path | None = None  # for version reporting / availability checks
     # argv of one of its CLI commands run against a data dir (e.g. creating a
     # superuser before ``serve``): cli(["superuser", "upsert", ...], data_dir)
     cli: Callable[[Sequence[str], Path], list[str]] | None = None
+    env_for: Callable[[Path], Mapping[str, str]] | None = None
 
-    def environ(self) -> dict[str, str]:
-        """The harness environment with ``env`` applied."""
+    def environ(self, data_dir: Path | None = None) -> dict[str, str]:
+        """The harness environment with ``env`` (and ``env_for(data_dir)``) applied."""
         env = dict(os.environ)
         for k, v in self.env.items():
             if v is None:
                 env.pop(k, None)
             else:
                 env[k] = v
+        if self.env_for is not None and data_dir is not None:
+            env.update(self.env_for(data_dir))
         return env
 
 
@@ -301,7 +317,7 @@ class Server:
     def start(self) -> "Server":
         argv = self.target.argv(self.port, self.data_dir)
         self.exe = argv[0]
-        env = self.target.environ()
+        env = self.target.environ(self.data_dir)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         logf = open(self.log_path, "ab")
         try:
@@ -324,24 +340,31 @@ class Server:
         return self
 
     def wait_ready(self, timeout: float = 30.0, interval: float = 0.001) -> float:
-        """Poll ``ready_path`` until 200; return seconds from spawn to that 200."""
+        """Poll ``ready_path`` until 200 (or, without one, until the port
+        accepts connections); return seconds from spawn to then."""
         assert self.proc is not None
         deadline = self.t_spawn + timeout
         path = self.target.ready_path
+        what = f"{path} answered 200" if path else f"port {self.port} accepted a connection"
         while True:
-            status = http_status(self.port, path, timeout=1.0)
+            if path:
+                status = http_status(self.port, path, timeout=1.0)
+                ok = status == 200
+            else:
+                ok = tcp_open(self.port)
+                status = None
             now = time.perf_counter()
-            if status == 200:
+            if ok:
                 return now - self.t_spawn
             if self.proc.poll() is not None:
                 raise ServerExited(
                     f"{self.target.name} exited with code {self.proc.returncode} "
-                    f"before {path} answered 200; log tail:\n{self.log_tail()}"
+                    f"before {what}; log tail:\n{self.log_tail()}"
                 )
             if now > deadline:
                 raise TimeoutError(
-                    f"{self.target.name}: no 200 from {path} within {timeout:.0f}s "
-                    f"(last status {status}); log tail:\n{self.log_tail()}"
+                    f"{self.target.name}: not ready within {timeout:.0f}s (waiting until {what}; "
+                    f"last status {status}); log tail:\n{self.log_tail()}"
                 )
             time.sleep(interval)
 
@@ -388,6 +411,22 @@ class Server:
 
     def rss_kib(self) -> int:
         return self.status_kib("VmRSS")
+
+    def tree_rss_kib(self) -> int:
+        """VmRSS summed over the server and its child processes (nginx: master
+        and worker; the same as ``rss_kib`` for a single process). Shared pages
+        count once per process, so this overstates a multi-process server a little."""
+        total = 0
+        for pid in process_tree(self.pid):
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    for line in f:
+                        if line.startswith("VmRSS:"):
+                            total += int(line.split()[1])
+                            break
+            except OSError:
+                pass  # exited meanwhile
+        return total
 
     def hwm_kib(self) -> int:
         return self.status_kib("VmHWM")
@@ -490,6 +529,7 @@ class WrkResult:
     raw: str
     server_cpu_pct: float | None = None  # server process CPU use during the run
     core_other_pct: float | None = None  # server core's use by anything else
+    client_core_pct: float | None = None  # how busy wrk's core was (wrk, the harness, an upstream there)
 
     @property
     def errors(self) -> int:
@@ -506,6 +546,7 @@ class WrkResult:
             "socket_errors": self.socket_errors,
             "server_cpu_pct": self.server_cpu_pct,
             "core_other_pct": self.core_other_pct,
+            "client_core_pct": self.client_core_pct,
         }
 
 
@@ -595,8 +636,40 @@ def proc_ticks(pid: int) -> int:
     return int(rest[11]) + int(rest[12])  # fields 14 and 15
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (from the parent pids in /proc/*/stat)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, ()))
+    return out
+
+
+def tree_ticks(pids: Sequence[int]) -> dict[int, int]:
+    """utime + stime per process, for those still alive."""
+    out = {}
+    for p in pids:
+        try:
+            out[p] = proc_ticks(p)
+        except (OSError, ValueError, IndexError):
+            pass
+    return out
+
+
 class CoreWatch:
-    """How busy a core was with anything but the given process over an interval.
+    """How busy a core was with anything but the given process (and its child
+    processes, e.g. nginx's worker) over an interval.
 
     Measured around each wrk run: on a shared machine (another build, a
     cron job) this tells whether the server had its core to itself.
@@ -612,7 +685,8 @@ class CoreWatch:
     def __enter__(self) -> "CoreWatch":
         self.t0 = time.perf_counter()
         if self.cpu is not None:
-            self.c0, self.p0 = cpu_busy_ticks(self.cpu), proc_ticks(self.pid)
+            self.pids = process_tree(self.pid)
+            self.c0, self.p0 = cpu_busy_ticks(self.cpu), tree_ticks(self.pids)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -621,7 +695,8 @@ class CoreWatch:
             self.server_pct = self.other_pct = None
             return
         core = cpu_busy_ticks(self.cpu) - self.c0
-        server = proc_ticks(self.pid) - self.p0
+        p1 = tree_ticks(self.pids)
+        server = sum(p1[p] - self.p0[p] for p in p1 if p in self.p0)
         wall = self.elapsed * self.HZ
         self.server_pct = 100 * server / wall
         self.other_pct = max(0.0, 100 * (core - server) / wall)
@@ -664,9 +739,12 @@ def measure_throughput(
         k = r % len(names)
         for name in names[k:] + names[:k]:
             srv = servers[name]
+            c0 = cpu_busy_ticks(cpu) if cpu is not None else None
             with CoreWatch(srv.cpu, srv.pid) as cw:
                 res = run_wrk(srv.url(path), cpu=cpu, seconds=seconds, **kw(name))
             res.server_cpu_pct, res.core_other_pct = cw.server_pct, cw.other_pct
+            if c0 is not None:
+                res.client_core_pct = min(100.0, 100 * (cpu_busy_ticks(cpu) - c0) / (cw.elapsed * CoreWatch.HZ))
             flag = f"  ERRORS: {res.errors}" if res.errors else ""
             core = (
                 f"  server {cw.server_pct:3.0f}% CPU, core{srv.cpu} other {cw.other_pct:3.0f}%"
@@ -694,6 +772,10 @@ def summarize_wrk(results: Sequence[WrkResult]) -> dict:
         ),
         "runs": [r.to_json() for r in results],
     }
+    cpu = [r.server_cpu_pct for r in results if r.server_cpu_pct is not None]
+    out["server_cpu_pct_median"] = median(cpu) if cpu else None
+    cpu = [r.client_core_pct for r in results if r.client_core_pct is not None]
+    out["client_core_pct_median"] = median(cpu) if cpu else None
     for p in ("p50", "p90", "p99"):
         vals = [r.latency_ms[p] for r in results if p in r.latency_ms]
         out[f"latency_{p}_ms_median"] = median(vals) if vals else None

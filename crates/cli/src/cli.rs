@@ -23,6 +23,8 @@ pub(crate) enum Command {
     Serve(ServeArgs),
     /// Run the backend (REST API) alone, for a gateway in front of several backends.
     Backend(BackendArgs),
+    /// Run the gateway alone: the frontend from memory, `/api/*` to a pool of backends.
+    Gateway(GatewayArgs),
     /// Apply pending database migrations, or list them.
     Migrate(MigrateArgs),
     /// Validate the configuration and print it, secrets redacted; exit non-zero when invalid.
@@ -30,6 +32,9 @@ pub(crate) enum Command {
     /// Manage superusers.
     #[command(subcommand)]
     Superuser(SuperuserCommand),
+    /// Certificates.
+    #[command(subcommand)]
+    Cert(CertCommand),
     /// Make, list, check and prune backups (archives in the backups folder).
     #[command(subcommand)]
     Backup(BackupCommand),
@@ -57,6 +62,10 @@ pub(crate) struct ServeArgs {
     /// 0.0.0.0:8080 in production).
     #[arg(long, value_name = "ADDR")]
     pub(crate) http: Option<String>,
+    /// HTTPS on the listener: `dev` (a local CA's certificate for localhost, see `pier cert
+    /// dev`), `files` (tls.cert_file and tls.key_file) or `off`.
+    #[arg(long, value_name = "MODE")]
+    pub(crate) tls: Option<String>,
     /// The frontend build to serve (default: ./public, /srv/pier/static in production).
     #[arg(long = "public-dir", alias = "publicDir", value_name = "FOLDER")]
     pub(crate) public_dir: Option<PathBuf>,
@@ -75,6 +84,27 @@ pub(crate) struct BackendArgs {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct GatewayArgs {
+    /// Address to listen on, host:port; port 0 picks a free port (default: 127.0.0.1:8080,
+    /// 0.0.0.0:8080 in production).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) http: Option<String>,
+    /// HTTPS on the listener: `dev` (a local CA's certificate for localhost, see `pier cert
+    /// dev`), `files` (tls.cert_file and tls.key_file) or `off`.
+    #[arg(long, value_name = "MODE")]
+    pub(crate) tls: Option<String>,
+    /// A backend for `/api/*`, such as http://127.0.0.1:8090; repeat for several. A host name
+    /// is resolved again periodically and every address it returns is a member.
+    #[arg(long = "upstream", value_name = "URL")]
+    pub(crate) upstreams: Vec<String>,
+    /// The frontend build to serve (default: ./public, /srv/pier/static in production).
+    #[arg(long = "public-dir", alias = "publicDir", value_name = "FOLDER")]
+    pub(crate) public_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) data: DataArgs,
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct MigrateArgs {
     /// `up` applies pending migrations (the default); `list` shows each with its state.
     #[arg(value_enum, default_value = "up")]
@@ -87,6 +117,13 @@ pub(crate) struct MigrateArgs {
 pub(crate) enum MigrateAction {
     Up,
     List,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CertCommand {
+    /// Make a local CA (kept in the certificates folder) and a certificate for localhost,
+    /// *.localhost, 127.0.0.1 and ::1, and print how to trust the CA.
+    Dev(DataArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,11 +2,11 @@
 
 use anyhow::Context;
 use pier_config::{Config, Env, Flag, LoadOptions, Role};
-use pier_server::{Application, MIGRATIONS};
+use pier_server::{Application, Gateway, MIGRATIONS};
 use pier_storage::Store;
 
 use crate::cli::{
-    BackupCommand, Cli, Command, DataArgs, MigrateAction, ServeArgs, SuperuserCommand,
+    BackupCommand, CertCommand, Cli, Command, DataArgs, MigrateAction, ServeArgs, SuperuserCommand,
 };
 use crate::telemetry;
 
@@ -24,6 +24,53 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
             let mut flags = data_flags(&a.data);
             push(&mut flags, "http.addr", a.http, "--http");
             serve(Role::Backend, a.data.config, flags)
+        }
+        Command::Gateway(a) => {
+            let mut flags = data_flags(&a.data);
+            push(&mut flags, "http.addr", a.http, "--http");
+            push(&mut flags, "tls.mode", a.tls, "--tls");
+            push_path(
+                &mut flags,
+                "paths.public_dir",
+                a.public_dir.as_deref(),
+                "--public-dir",
+            );
+            if !a.upstreams.is_empty() {
+                push(
+                    &mut flags,
+                    "gateway.upstreams",
+                    Some(a.upstreams.join(",")),
+                    "--upstream",
+                );
+            }
+            serve(Role::Gateway, a.data.config, flags)
+        }
+        Command::Cert(CertCommand::Dev(a)) => {
+            let flags = data_flags(&a);
+            let config = load(Role::Tool, a.config, flags)?;
+            let (files, ca, _) = pier_server::ensure_dev_certificate(&config.paths.certs_dir)
+                .context("failed to make the development certificate")?;
+            println!("certificate for localhost, *.localhost, 127.0.0.1 and ::1:");
+            println!("  {}", files.cert_file.display());
+            println!("  {}", files.key_file.display());
+            println!("signed by the development CA {}", ca.display());
+            println!();
+            println!("Trust the CA once on this machine (development only):");
+            println!(
+                "  Debian/Ubuntu: sudo cp {} /usr/local/share/ca-certificates/pier-dev-ca.crt && sudo update-ca-certificates",
+                ca.display()
+            );
+            println!(
+                "  Chromium/Firefox (NSS): certutil -d sql:$HOME/.pki/nssdb -A -t C,, -n pier-dev -i {}",
+                ca.display()
+            );
+            println!(
+                "  macOS: sudo security add-trusted-cert -d -r trustRoot -k /Library/Keychains/System.keychain {}",
+                ca.display()
+            );
+            println!();
+            println!("Then run `pier serve --tls dev`.");
+            Ok(())
         }
         Command::Check(a) => {
             let flags = serve_flags(&a);
@@ -116,6 +163,7 @@ fn push_path(
 fn serve_flags(a: &ServeArgs) -> Vec<Flag> {
     let mut flags = data_flags(&a.data);
     push(&mut flags, "http.addr", a.http.clone(), "--http");
+    push(&mut flags, "tls.mode", a.tls.clone(), "--tls");
     push_path(
         &mut flags,
         "paths.public_dir",
@@ -144,7 +192,7 @@ fn serve(
     config_file: Option<std::path::PathBuf>,
     flags: Vec<Flag>,
 ) -> anyhow::Result<()> {
-    let config = load(role, config_file, flags)?;
+    let config = load(role, config_file, flags.clone())?;
     config.prepare_folders()?;
     crate::backup::check_schedule(&config)?;
     let _guards = telemetry::init(&config)?;
@@ -162,6 +210,30 @@ fn serve(
     );
     let rt = runtime()?;
     let restart = rt.block_on(async move {
+        if role == Role::Gateway {
+            let listener = tokio::net::TcpListener::bind(config.http.addr)
+                .await
+                .with_context(|| format!("failed to listen on {}", config.http.addr))?;
+            let addr = listener
+                .local_addr()
+                .context("failed to read the bound address")?;
+            let metrics = std::sync::Arc::new(pier_ops::Metrics::new());
+            let gateway = Gateway::new(&config, None, metrics).context("failed to start")?;
+            tokio::spawn(reload_on_change(
+                gateway.clone(),
+                role,
+                config.file.clone(),
+                flags,
+            ));
+            let scheme = gateway.scheme();
+            tracing::info!(addr = %addr, "listening on {scheme}://{addr}");
+            gateway
+                .serve(listener, shutdown_signal())
+                .await
+                .context("server stopped with an error")?;
+            tracing::info!("stopped");
+            return anyhow::Ok(false);
+        }
         let backups = crate::backup::backups(&config);
         // A restore scheduled through the API runs here, before the database is opened.
         match backups
@@ -179,9 +251,13 @@ fn serve(
                 "the scheduled restore failed; starting on the current data"
             ),
         }
+        let file = config.file.clone();
         let app = Application::build(config)
             .await
             .context("failed to start")?;
+        if let Some(gateway) = app.gateway() {
+            tokio::spawn(reload_on_change(gateway, role, file, flags));
+        }
         app.run_until_stopped(shutdown_signal())
             .await
             .context("server stopped with an error")?;
@@ -208,6 +284,65 @@ fn reexec() -> anyhow::Error {
         .args(std::env::args_os().skip(1))
         .exec();
     anyhow::Error::new(err).context("failed to start pier again after scheduling a restore")
+}
+
+/// Reloads the gateway's routes, members, limits and public folder on SIGHUP, or when the
+/// configuration file changes. A configuration that does not load is logged and ignored.
+async fn reload_on_change(
+    gateway: Gateway,
+    role: Role,
+    file: Option<std::path::PathBuf>,
+    flags: Vec<Flag>,
+) {
+    let modified = |f: &Option<std::path::PathBuf>| {
+        f.as_ref()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .and_then(|m| m.modified().ok())
+    };
+    let mut seen = modified(&file);
+    #[cfg(unix)]
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(error) => {
+            tracing::error!(%error, "cannot listen for SIGHUP");
+            None
+        }
+    };
+    loop {
+        #[cfg(unix)]
+        let hangup = async {
+            match hup.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hangup = std::future::pending::<()>();
+        let reason = tokio::select! {
+            () = hangup => "SIGHUP",
+            () = tokio::time::sleep(std::time::Duration::from_secs(2)) => {
+                let now = modified(&file);
+                if now == seen {
+                    continue;
+                }
+                seen = now;
+                "configuration file changed"
+            }
+        };
+        tracing::info!(reason, "reloading the gateway");
+        match load(role, file.clone(), flags.clone()) {
+            Ok(config) => {
+                if let Err(e) = gateway.reload(&config) {
+                    tracing::error!(error = %format!("{e:#}"), "gateway not reloaded; the previous configuration keeps serving");
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "configuration not reloaded; the previous one keeps serving");
+            }
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

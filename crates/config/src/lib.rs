@@ -8,13 +8,18 @@
 #![deny(clippy::unwrap_used)]
 
 mod error;
+mod gateway;
 mod load;
 mod model;
 mod net;
 mod raw;
 mod source;
+mod tls;
 
 pub use error::ConfigError;
+pub use gateway::{
+    Balance, GatewayConfig, HealthCheck, RESERVED_LABELS, RateLimit, RouteConfig, RouteTarget,
+};
 pub use model::{
     BackupsConfig, Config, DatabaseConfig, HttpConfig, LoadOptions, LogConfig, LogFormat, LogLevel,
     MetricsConfig, OutsideApi, Paths, PostgresConfig, Role, SqliteConfig, expose,
@@ -23,3 +28,4 @@ pub use net::IpNet;
 pub use raw::{AppEnv, Durability, PgTlsMode};
 pub use secrecy::SecretString;
 pub use source::{Env, Flag, Source};
+pub use tls::{AcmeConfig, CertificateFiles, TlsConfig, TlsMode, acme_files, dev_files};

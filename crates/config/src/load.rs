@@ -157,6 +157,7 @@ fn is_optional_key(key: &str) -> bool {
             | "database.password"
             | "metrics.token"
             | "log.file"
+            | "tls.acme_eab_hmac_key"
             | "backups.alert_webhook"
     )
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use toml::Value;
 
+use crate::gateway::GatewayConfig;
 use crate::load::{self, Layers};
 use crate::net::IpNet;
 use crate::raw::{AppEnv, Durability, PgTlsMode, RawConfig, is_secret};
@@ -187,6 +188,10 @@ pub struct OutsideApi {
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The subcommand the configuration was loaded for.
+    pub role: Role,
+    /// The configuration file read, if any (`--config` or `PIER_CONFIG`).
+    pub file: Option<PathBuf>,
     pub app_env: AppEnv,
     pub debug: bool,
     pub domain: Option<String>,
@@ -197,6 +202,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub backups: BackupsConfig,
     pub apis: Vec<OutsideApi>,
+    pub gateway: GatewayConfig,
+    pub tls: crate::tls::TlsConfig,
     resolved: Arc<RawConfig>,
     layers: Arc<Layers>,
 }
@@ -227,7 +234,9 @@ impl Config {
                 }
             })?;
         resolve_defaults(&mut raw, &layers, options.role);
-        validate(raw, layers)
+        let mut config = validate(raw, layers, options.role)?;
+        config.file = file;
+        Ok(config)
     }
 
     /// Loads a configuration from defaults and flags alone (tests, embedded use).
@@ -462,7 +471,7 @@ fn resolve_defaults(raw: &mut RawConfig, layers: &Layers, role: Role) {
     }
 }
 
-fn validate(raw: RawConfig, layers: Layers) -> Result<Config, ConfigError> {
+fn validate(raw: RawConfig, layers: Layers, role: Role) -> Result<Config, ConfigError> {
     let invalid = |key: &str, message: String| ConfigError::Invalid {
         key: key.to_owned(),
         origin: layers.origin(key),
@@ -618,10 +627,40 @@ fn validate(raw: RawConfig, layers: Layers) -> Result<Config, ConfigError> {
         });
     }
 
+    let domain = Some(raw.domain.trim().to_ascii_lowercase()).filter(|d| !d.is_empty());
+    let gateway = crate::gateway::validate(&raw.gateway, domain.as_deref(), &layers)?;
+    let derived_names: Vec<String> = match &domain {
+        Some(d) => {
+            let mut n = vec![d.clone()];
+            for label in ["www", "api", "admin", "docs"] {
+                n.push(format!("{label}.{d}"));
+            }
+            if raw.gateway.app_subdomain {
+                n.push(format!("app.{d}"));
+            }
+            if !raw.gateway.staging_url.is_empty() {
+                n.push(format!("dev.{d}"));
+            }
+            n
+        }
+        None => Vec::new(),
+    };
+    let tls = crate::tls::validate(
+        &raw.tls,
+        &derived_names,
+        raw.app_env == AppEnv::Production,
+        &layers,
+        parse_listen_addr,
+    )?;
+
     Ok(Config {
+        role,
+        file: None,
         app_env: raw.app_env,
         debug: raw.debug,
-        domain: Some(raw.domain.trim().to_ascii_lowercase()).filter(|d| !d.is_empty()),
+        domain,
+        gateway,
+        tls,
         http,
         paths,
         log,

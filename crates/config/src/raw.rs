@@ -61,6 +61,8 @@ pub(crate) struct RawConfig {
     pub(crate) backups: RawBackups,
     /// Outside APIs, by name (`API_URL_<NAME>`, `API_KEY_<NAME>`).
     pub(crate) apis: BTreeMap<String, RawApi>,
+    pub(crate) gateway: crate::gateway::RawGateway,
+    pub(crate) tls: crate::tls::RawTls,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -254,6 +256,10 @@ pub(crate) struct RawApi {
 pub(crate) fn is_secret(path: &str) -> bool {
     matches!(
         path,
-        "database.url" | "database.password" | "metrics.token" | "backups.alert_webhook"
+        "database.url"
+            | "database.password"
+            | "metrics.token"
+            | "tls.acme_eab_hmac_key"
+            | "backups.alert_webhook"
     ) || (path.starts_with("apis.") && path.ends_with(".key"))
 }

@@ -10,7 +10,8 @@ pub mod backup;
 pub mod metrics;
 mod process;
 mod readiness;
+pub mod request_id;
 
-pub use metrics::{Metrics, RequestTimer};
+pub use metrics::{Collector, Exposition, Metrics, RequestTimer};
 pub use process::ProcessStats;
 pub use readiness::{Readiness, ReadinessReport};

@@ -39,6 +39,45 @@ pub mod names {
     pub const PROCESS_FDS: &str = "process_open_fds";
     pub const PROCESS_MAX_FDS: &str = "process_max_fds";
     pub const PROCESS_START: &str = "process_start_time_seconds";
+    pub const GATEWAY_MEMBER_UP: &str = "pier_gateway_upstream_up";
+    pub const GATEWAY_MEMBER_IN_FLIGHT: &str = "pier_gateway_upstream_in_flight";
+    pub const GATEWAY_MEMBER_REQUESTS: &str = "pier_gateway_upstream_requests_total";
+    pub const GATEWAY_MEMBER_FAILURES: &str = "pier_gateway_upstream_failures_total";
+    pub const GATEWAY_STATIC_FILES: &str = "pier_gateway_static_files";
+    pub const GATEWAY_STATIC_BYTES: &str = "pier_gateway_static_memory_bytes";
+    pub const TLS_EXPIRY_DAYS: &str = "pier_tls_certificate_expiry_days";
+    pub const TLS_RENEWAL_FAILURES: &str = "pier_tls_renewal_failures_total";
+}
+
+/// Something that adds its own series to every scrape (the gateway's pools, …).
+pub type Collector = Arc<dyn Fn(&mut Exposition) + Send + Sync>;
+
+/// The text being rendered, for collectors: each helper writes a family's HELP and TYPE once.
+pub struct Exposition<'a> {
+    out: &'a mut String,
+}
+
+impl Exposition<'_> {
+    /// Starts a family.
+    pub fn family(&mut self, name: &str, kind: &str, help: &str) {
+        header(self.out, name, kind, help);
+    }
+
+    /// One sample with labels (values escaped here).
+    pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+        let mut l = String::new();
+        for (i, (k, v)) in labels.iter().enumerate() {
+            if i > 0 {
+                l.push(',');
+            }
+            let _ = write!(l, "{k}=\"{}\"", escape(v));
+        }
+        if l.is_empty() {
+            let _ = writeln!(self.out, "{name} {value}");
+        } else {
+            let _ = writeln!(self.out, "{name}{{{l}}} {value}");
+        }
+    }
 }
 
 /// Histogram bucket upper bounds, in seconds.
@@ -85,6 +124,7 @@ type RouteMap = HashMap<Arc<str>, Vec<(&'static str, Arc<RouteStats>)>>;
 pub struct Metrics {
     routes: RwLock<RouteMap>,
     in_flight: AtomicI64,
+    collectors: RwLock<Vec<Collector>>,
     backups: Arc<crate::backup::BackupMetrics>,
 }
 
@@ -148,7 +188,16 @@ impl Metrics {
         Metrics {
             routes: RwLock::new(HashMap::new()),
             in_flight: AtomicI64::new(0),
+            collectors: RwLock::new(Vec::new()),
             backups: Arc::default(),
+        }
+    }
+
+    /// Adds series of another component to every scrape.
+    pub fn register(&self, collector: Collector) {
+        match self.collectors.write() {
+            Ok(mut l) => l.push(collector),
+            Err(p) => p.into_inner().push(collector),
         }
     }
 
@@ -477,6 +526,13 @@ impl Metrics {
             names::BUILD_INFO,
             pier_core::VERSION
         );
+        let collectors: Vec<Collector> = match self.collectors.read() {
+            Ok(l) => l.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        for c in collectors {
+            c(&mut Exposition { out: &mut out });
+        }
         out
     }
 }

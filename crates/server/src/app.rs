@@ -6,8 +6,9 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use pier_api::AppState;
-use pier_config::{Config, DatabaseConfig};
+use pier_config::{Config, DatabaseConfig, Role};
 use pier_core::ErrorKind;
+use pier_gateway::{Backend, Gateway, GatewayError};
 use pier_ops::backup::{Backups, CronSchedule, RetentionPolicy, ScheduleConfig};
 use pier_ops::{Metrics, Readiness};
 use pier_storage::{StorageError, Store};
@@ -34,6 +35,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
     #[error("server error")]
     Serve(#[source] std::io::Error),
     #[error("invalid value for `backups.cron`")]
@@ -45,6 +48,8 @@ pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
     router: Router,
+    /// `pier serve`: the gateway fronts the router in this process.
+    gateway: Option<Gateway>,
     store: Store,
     readiness: Arc<Readiness>,
     shutdown_timeout: Duration,
@@ -135,17 +140,26 @@ impl Application {
             )
         });
         let observer = Arc::new(Observer::new(
-            metrics,
+            metrics.clone(),
             config.http.request_timeout,
             config.log.requests,
         ));
         let router = pier_api::router(state)
             .layer(DefaultBodyLimit::max(config.http.body_limit))
             .layer(axum::middleware::from_fn_with_state(observer, observe));
+        let gateway = match config.role {
+            Role::Serve => Some(Gateway::new(
+                &config,
+                Some(Backend::new(router.clone())),
+                metrics,
+            )?),
+            _ => None,
+        };
         Ok(Application {
             listener,
             addr,
             router,
+            gateway,
             store,
             readiness,
             shutdown_timeout: config.http.shutdown_timeout,
@@ -163,6 +177,11 @@ impl Application {
     /// The bound port.
     pub fn port(&self) -> u16 {
         self.addr.port()
+    }
+
+    /// The gateway in front of the backend (`pier serve`), for reloads.
+    pub fn gateway(&self) -> Option<Gateway> {
+        self.gateway.clone()
     }
 
     /// A handle to the database (tests look behind the API with it).
@@ -183,6 +202,7 @@ impl Application {
             listener,
             addr,
             router,
+            gateway,
             store,
             readiness,
             shutdown_timeout,
@@ -241,25 +261,36 @@ impl Application {
             let _ = fatal_out_tx.send(fatal);
         };
 
-        tracing::info!(addr = %addr, "listening on http://{addr}");
-        let server = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(graceful);
-
-        let deadline = async move {
-            let _ = stop_rx.wait_for(|stopped| *stopped).await;
-            tokio::time::sleep(shutdown_timeout).await;
-        };
-        let result = tokio::select! {
-            r = server.into_future() => r.map_err(StartError::Serve),
-            () = deadline => {
-                tracing::warn!(
-                    timeout_seconds = shutdown_timeout.as_secs(),
-                    "in-flight requests did not finish within the shutdown deadline"
-                );
-                Ok(())
+        let scheme = gateway.as_ref().map_or("http", Gateway::scheme);
+        tracing::info!(addr = %addr, "listening on {scheme}://{addr}");
+        let result = match gateway {
+            Some(gateway) => {
+                // The gateway drains its connections within the same deadline.
+                gateway
+                    .serve(listener, graceful)
+                    .await
+                    .map_err(StartError::Serve)
+            }
+            None => {
+                let server = axum::serve(
+                    listener,
+                    router.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(graceful);
+                let deadline = async move {
+                    let _ = stop_rx.wait_for(|stopped| *stopped).await;
+                    tokio::time::sleep(shutdown_timeout).await;
+                };
+                tokio::select! {
+                    r = server.into_future() => r.map_err(StartError::Serve),
+                    () = deadline => {
+                        tracing::warn!(
+                            timeout_seconds = shutdown_timeout.as_secs(),
+                            "in-flight requests did not finish within the shutdown deadline"
+                        );
+                        Ok(())
+                    }
+                }
             }
         };
         store.close().await;

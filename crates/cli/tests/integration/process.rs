@@ -273,3 +273,85 @@ fn records_written_through_one_backend_are_read_through_another() {
     assert_eq!(a.signal_and_wait("TERM"), Some(0));
     assert_eq!(b.signal_and_wait("TERM"), Some(0));
 }
+
+#[test]
+fn pier_gateway_fronts_backends_and_loses_no_request_when_one_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("public")).unwrap();
+    std::fs::write(dir.path().join("public/index.html"), "<p>front</p>").unwrap();
+    let backend = |name: &str| {
+        let mut cmd = pier(dir.path());
+        cmd.args(["backend", "--http", "127.0.0.1:0", "--dir", name]);
+        Server::start(cmd)
+    };
+    let b1 = backend("b1");
+    let mut b2 = backend("b2");
+    let mut cmd = pier(dir.path());
+    cmd.args([
+        "gateway",
+        "--http",
+        "127.0.0.1:0",
+        "--upstream",
+        &b1.base_url,
+        "--upstream",
+        &b2.base_url,
+        "--public-dir",
+        "public",
+    ])
+    .env("PIER_GATEWAY__HEALTH_INTERVAL_MILLISECONDS", "200");
+    let mut gw = Server::start(cmd);
+    assert_eq!(
+        get(&format!("{}/", gw.base_url)),
+        (200, "<p>front</p>".into())
+    );
+    let (status, body) = get(&format!("{}/api/health", gw.base_url));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(get(&format!("{}/readyz", gw.base_url)).0, 200);
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = format!("{}/api/health", gw.base_url);
+    let victim = b2.child.id();
+    let statuses = rt.block_on(async move {
+        let client = reqwest::Client::new();
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let (c, url) = (client.clone(), url.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut out = Vec::new();
+                let until = tokio::time::Instant::now() + Duration::from_millis(1500);
+                while tokio::time::Instant::now() < until {
+                    out.push(c.get(&url).send().await.map(|r| r.status().as_u16()));
+                }
+                out
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        std::process::Command::new("kill")
+            .args(["-KILL", &victim.to_string()])
+            .status()
+            .unwrap();
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        all
+    });
+    let _ = b2.child.wait();
+    assert!(statuses.len() > 100, "load ran: {}", statuses.len());
+    let failed: Vec<_> = statuses.iter().filter(|s| !matches!(s, Ok(200))).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {:?}",
+        failed.len(),
+        statuses.len(),
+        &failed[..failed.len().min(5)]
+    );
+    let (_, status) = get(&format!("{}/_pier/status", gw.base_url));
+    assert!(status.contains("\"available\":1"), "{status}");
+    assert_eq!(gw.signal_and_wait("TERM"), Some(0));
+    drop(b1);
+}

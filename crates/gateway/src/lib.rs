@@ -1,0 +1,26 @@
+//! pier's gateway: the front door of `pier serve` and `pier gateway`.
+//!
+//! One routing table, compiled from the configuration and swapped whole on reload, sends each
+//! request to the frontend (held in memory, with precompressed variants, ETags and ranges), the
+//! backend (a service in this process, or a pool of `pier backend` processes), a user route's
+//! upstream pool, an outside API (its key added here), or a redirect. Pools balance by round
+//! robin or least requests, check their members' `/readyz`, eject members that fail, and retry
+//! requests that are safe to retry. The gateway never imports the API or storage crates: the
+//! server hands it the backend as an opaque service.
+#![deny(clippy::unwrap_used)]
+
+mod acme;
+mod framing;
+mod gateway;
+mod limit;
+mod pool;
+mod proxy;
+mod respond;
+mod routes;
+mod serve;
+mod site;
+mod tls;
+
+pub use gateway::{Backend, Gateway, GatewayError};
+pub use serve::describe;
+pub use tls::{TlsError, ensure_dev_certificate};
