@@ -6,6 +6,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use pier_core::ErrorKind;
+use pier_ops::backup::BackupError;
 use pier_records::RecordError;
 use pier_storage::StorageError;
 use serde_json::{Map, Value, json};
@@ -114,6 +115,25 @@ impl From<RecordError> for ApiError {
             },
             RecordError::Storage(s) => ApiError::from(s),
             other => ApiError::internal(other.to_string()),
+        }
+    }
+}
+
+impl From<BackupError> for ApiError {
+    fn from(e: BackupError) -> ApiError {
+        match &e {
+            BackupError::NotFound { .. } => ApiError::not_found(),
+            BackupError::InvalidKey(_) | BackupError::AlreadyExists { .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, e.to_string())
+            }
+            BackupError::Damaged { .. } | BackupError::Refused { .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, e.to_string())
+            }
+            BackupError::Busy => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "Try again later - another backup/restore operation has already been started.",
+            ),
+            _ => ApiError::internal(e.chain()),
         }
     }
 }

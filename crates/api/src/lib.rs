@@ -4,6 +4,7 @@
 //! (`{"data":{},"message":"…","status":404}`); 5xx bodies never carry internals.
 #![deny(clippy::unwrap_used)]
 
+mod backups;
 mod batch;
 mod error;
 mod health;
@@ -24,6 +25,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ops::router())
         .merge(records::router())
         .merge(batch::router())
+        .merge(backups::router())
         .route("/api/{*rest}", axum::routing::any(not_found))
         .with_state(state)
 }

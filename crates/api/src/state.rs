@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
 use pier_config::{Config, MetricsConfig};
+use pier_ops::backup::{BackupSettings, Backups};
 use pier_ops::{Metrics, Readiness};
 use pier_records::Engine;
 use pier_storage::{Migration, Store};
@@ -21,6 +22,9 @@ struct Inner {
     migrations: &'static [Migration],
     metrics_access: MetricsConfig,
     production: bool,
+    backups: Backups,
+    /// Notified when a restore was scheduled and the process should stop and start again.
+    restart: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -36,6 +40,8 @@ impl AppState {
             inner: Arc::new(Inner {
                 store,
                 engine: tokio::sync::OnceCell::new(),
+                backups: Backups::new(BackupSettings::from_config(config), metrics.backups()),
+                restart: Arc::new(tokio::sync::Notify::new()),
                 metrics,
                 readiness,
                 migrations,
@@ -65,6 +71,29 @@ impl AppState {
             .await
             .cloned()
             .map_err(ApiError::from)
+    }
+
+    /// The backup operations (shared with the schedule, so one runs at a time).
+    pub fn backups(&self) -> &Backups {
+        &self.inner.backups
+    }
+
+    /// Notified when the process should stop so that it can start again (after
+    /// `POST /api/backups/{key}/restore`); the composition root turns it into a shutdown.
+    pub fn restart_signal(&self) -> Arc<tokio::sync::Notify> {
+        self.inner.restart.clone()
+    }
+
+    /// Checks an archive, records it as the restore to run at the next start and asks the
+    /// process to stop and start again.
+    pub(crate) async fn request_restore(
+        &self,
+        key: &pier_ops::backup::BackupKey,
+    ) -> Result<(), ApiError> {
+        self.inner.backups.schedule_restore(key).await?;
+        tracing::info!(%key, "restore scheduled; restarting");
+        self.inner.restart.notify_one();
+        Ok(())
     }
 
     /// The metric registry.

@@ -5,7 +5,9 @@ use pier_config::{Config, Env, Flag, LoadOptions, Role};
 use pier_server::{Application, Gateway, MIGRATIONS};
 use pier_storage::Store;
 
-use crate::cli::{CertCommand, Cli, Command, DataArgs, MigrateAction, ServeArgs, SuperuserCommand};
+use crate::cli::{
+    BackupCommand, CertCommand, Cli, Command, DataArgs, MigrateAction, ServeArgs, SuperuserCommand,
+};
 use crate::telemetry;
 
 pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
@@ -74,6 +76,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
             let flags = serve_flags(&a);
             let config = load(Role::Serve, a.data.config, flags)?;
             config.check_folders()?;
+            crate::backup::check_schedule(&config)?;
             for warning in config.warnings() {
                 eprintln!("warning: {warning}");
             }
@@ -86,6 +89,29 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
             let config = load(Role::Tool, a.data.config, flags)?;
             config.prepare_folders()?;
             runtime()?.block_on(upsert_superuser(config, a.email, a.password))
+        }
+        Command::Backup(command) => {
+            let data = match &command {
+                BackupCommand::Create(a) => &a.data,
+                BackupCommand::List(a) => &a.data,
+                BackupCommand::Verify(a) => &a.data,
+                BackupCommand::Prune(a) => &a.data,
+            };
+            let flags = data_flags(data);
+            let config = load(Role::Tool, data.config.clone(), flags)?;
+            runtime()?.block_on(crate::backup::run(config, command))
+        }
+        Command::Restore(a) => {
+            let mut flags = data_flags(&a.data);
+            push_path(
+                &mut flags,
+                "paths.public_dir",
+                a.public_dir.as_deref(),
+                "--public-dir",
+            );
+            let config = load(Role::Tool, a.data.config, flags)?;
+            config.prepare_folders()?;
+            runtime()?.block_on(crate::backup::restore(config, a.backup))
         }
         Command::Migrate(a) => {
             let flags = data_flags(&a.data);
@@ -168,6 +194,7 @@ fn serve(
 ) -> anyhow::Result<()> {
     let config = load(role, config_file, flags.clone())?;
     config.prepare_folders()?;
+    crate::backup::check_schedule(&config)?;
     let _guards = telemetry::init(&config)?;
     for warning in config.warnings() {
         tracing::warn!("{warning}");
@@ -182,7 +209,7 @@ fn serve(
         "starting pier"
     );
     let rt = runtime()?;
-    rt.block_on(async move {
+    let restart = rt.block_on(async move {
         if role == Role::Gateway {
             let listener = tokio::net::TcpListener::bind(config.http.addr)
                 .await
@@ -205,7 +232,24 @@ fn serve(
                 .await
                 .context("server stopped with an error")?;
             tracing::info!("stopped");
-            return Ok(());
+            return anyhow::Ok(false);
+        }
+        let backups = crate::backup::backups(&config);
+        // A restore scheduled through the API runs here, before the database is opened.
+        match backups
+            .run_pending_restore(&|step| tracing::info!(step, "restoring a backup"))
+            .await
+        {
+            Ok(Some(m)) => tracing::info!(
+                created = %m.created,
+                schema_version = m.schema_version,
+                "backup restored"
+            ),
+            Ok(None) => {}
+            Err(error) => tracing::error!(
+                error = %error.chain(),
+                "the scheduled restore failed; starting on the current data"
+            ),
         }
         let file = config.file.clone();
         let app = Application::build(config)
@@ -216,8 +260,30 @@ fn serve(
         }
         app.run_until_stopped(shutdown_signal())
             .await
-            .context("server stopped with an error")
-    })
+            .context("server stopped with an error")?;
+        anyhow::Ok(backups.restore_pending())
+    })?;
+    drop(rt);
+    if restart {
+        tracing::info!("starting again to restore a backup");
+        drop(_guards);
+        return Err(reexec());
+    }
+    Ok(())
+}
+
+/// Replaces this process with a fresh run of the same command line (same pid, same output),
+/// as PocketBase does after a restore. Returns only when that fails.
+fn reexec() -> anyhow::Error {
+    use std::os::unix::process::CommandExt;
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => return anyhow::Error::new(e).context("failed to find the pier executable"),
+    };
+    let err = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .exec();
+    anyhow::Error::new(err).context("failed to start pier again after scheduling a restore")
 }
 
 /// Reloads the gateway's routes, members, limits and public folder on SIGHUP, or when the

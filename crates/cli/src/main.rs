@@ -1,5 +1,6 @@
 //! The `pier` binary: parse arguments, run the subcommand, map the outcome to an exit code.
 
+mod backup;
 mod cli;
 mod commands;
 mod telemetry;

@@ -158,6 +158,7 @@ fn is_optional_key(key: &str) -> bool {
             | "metrics.token"
             | "log.file"
             | "tls.acme_eab_hmac_key"
+            | "backups.alert_webhook"
     )
 }
 

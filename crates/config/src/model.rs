@@ -162,6 +162,19 @@ pub struct MetricsConfig {
     pub token: Option<SecretString>,
 }
 
+/// Scheduled backups (`[backups]`).
+#[derive(Debug, Clone)]
+pub struct BackupsConfig {
+    /// The cron expression (UTC); `None` turns the schedule off. Checked by `pier-ops`.
+    pub cron: Option<String>,
+    /// The newest scheduled backup of each of this many days is kept.
+    pub keep_daily: usize,
+    /// The newest scheduled backup of each of this many weeks is kept.
+    pub keep_weekly: usize,
+    /// Receives a JSON `POST` when a scheduled backup fails.
+    pub alert_webhook: Option<http::Uri>,
+}
+
 /// An outside API proxied under `/api/ext/<name>/`.
 #[derive(Debug, Clone)]
 pub struct OutsideApi {
@@ -187,6 +200,7 @@ pub struct Config {
     pub log: LogConfig,
     pub database: DatabaseConfig,
     pub metrics: MetricsConfig,
+    pub backups: BackupsConfig,
     pub apis: Vec<OutsideApi>,
     pub gateway: GatewayConfig,
     pub tls: crate::tls::TlsConfig,
@@ -557,6 +571,23 @@ fn validate(raw: RawConfig, layers: Layers, role: Role) -> Result<Config, Config
             .map(SecretString::from),
     };
 
+    let b = &raw.backups;
+    let backups = BackupsConfig {
+        cron: Some(b.cron.trim().to_owned()).filter(|c| !c.is_empty()),
+        keep_daily: usize::try_from(b.keep_daily).unwrap_or(usize::MAX),
+        keep_weekly: usize::try_from(b.keep_weekly).unwrap_or(usize::MAX),
+        alert_webhook: match b.alert_webhook.as_deref().filter(|u| !u.is_empty()) {
+            None => None,
+            // The URL may carry a token: the message does not repeat it.
+            Some(url) => Some(parse_http_url(url).ok_or_else(|| {
+                invalid(
+                    "backups.alert_webhook",
+                    "expected an http:// or https:// URL".into(),
+                )
+            })?),
+        },
+    };
+
     let mut apis = Vec::new();
     for (name, api) in &raw.apis {
         let key = format!("apis.{name}.url");
@@ -635,6 +666,7 @@ fn validate(raw: RawConfig, layers: Layers, role: Role) -> Result<Config, Config
         log,
         database,
         metrics,
+        backups,
         apis,
         resolved: Arc::new(raw),
         layers: Arc::new(layers),

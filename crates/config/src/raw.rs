@@ -58,6 +58,7 @@ pub(crate) struct RawConfig {
     pub(crate) log: RawLog,
     pub(crate) database: RawDatabase,
     pub(crate) metrics: RawMetrics,
+    pub(crate) backups: RawBackups,
     /// Outside APIs, by name (`API_URL_<NAME>`, `API_KEY_<NAME>`).
     pub(crate) apis: BTreeMap<String, RawApi>,
     pub(crate) gateway: crate::gateway::RawGateway,
@@ -212,6 +213,33 @@ impl Default for RawMetrics {
     }
 }
 
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawBackups {
+    /// When `pier serve` and `pier backend` make a backup: a five-field cron expression in UTC
+    /// (`minute hour day month weekday`, or `@daily`, `@hourly`, …). Empty turns the schedule off.
+    pub(crate) cron: String,
+    /// Scheduled backups kept: the newest of each of this many days.
+    pub(crate) keep_daily: u64,
+    /// Scheduled backups kept: the newest of each of this many weeks.
+    pub(crate) keep_weekly: u64,
+    /// An http(s) URL that receives a JSON `POST` when a scheduled backup fails (a secret: it
+    /// may carry a token; `backups.alert_webhook_file` works too).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) alert_webhook: Option<String>,
+}
+
+impl Default for RawBackups {
+    fn default() -> Self {
+        RawBackups {
+            cron: "0 3 * * *".into(),
+            keep_daily: 7,
+            keep_weekly: 4,
+            alert_webhook: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct RawApi {
@@ -228,6 +256,10 @@ pub(crate) struct RawApi {
 pub(crate) fn is_secret(path: &str) -> bool {
     matches!(
         path,
-        "database.url" | "database.password" | "metrics.token" | "tls.acme_eab_hmac_key"
+        "database.url"
+            | "database.password"
+            | "metrics.token"
+            | "tls.acme_eab_hmac_key"
+            | "backups.alert_webhook"
     ) || (path.starts_with("apis.") && path.ends_with(".key"))
 }

@@ -1,10 +1,12 @@
-//! Operations: the metric registry and its names, process metrics, and the readiness state.
+//! Operations: the metric registry and its names, process metrics, the readiness state, and
+//! backups ([`backup`]).
 //!
 //! Metric names live in [`metrics::names`] and nowhere else. Label values are bounded: routes
 //! are matched route templates, never raw paths.
 #![deny(clippy::unwrap_used)]
 
 pub mod access_log;
+pub mod backup;
 pub mod metrics;
 mod process;
 mod readiness;

@@ -29,6 +29,10 @@ pub mod names {
     pub const DB_UP: &str = "pier_db_up";
     pub const READY: &str = "pier_ready";
     pub const BUILD_INFO: &str = "pier_build_info";
+    pub const BACKUP_LAST_SUCCESS: &str = "pier_backup_last_success_timestamp_seconds";
+    pub const BACKUP_LAST_DURATION: &str = "pier_backup_last_duration_seconds";
+    pub const BACKUP_LAST_SIZE: &str = "pier_backup_last_size_bytes";
+    pub const BACKUP_FAILURES: &str = "pier_backup_failures_total";
     pub const PROCESS_RSS: &str = "process_resident_memory_bytes";
     pub const PROCESS_VSZ: &str = "process_virtual_memory_bytes";
     pub const PROCESS_CPU: &str = "process_cpu_seconds_total";
@@ -121,6 +125,7 @@ pub struct Metrics {
     routes: RwLock<RouteMap>,
     in_flight: AtomicI64,
     collectors: RwLock<Vec<Collector>>,
+    backups: Arc<crate::backup::BackupMetrics>,
 }
 
 impl Default for Metrics {
@@ -184,6 +189,7 @@ impl Metrics {
             routes: RwLock::new(HashMap::new()),
             in_flight: AtomicI64::new(0),
             collectors: RwLock::new(Vec::new()),
+            backups: Arc::default(),
         }
     }
 
@@ -193,6 +199,11 @@ impl Metrics {
             Ok(mut l) => l.push(collector),
             Err(p) => p.into_inner().push(collector),
         }
+    }
+
+    /// The backup gauges and counters, shared with [`crate::backup::Backups`].
+    pub fn backups(&self) -> Arc<crate::backup::BackupMetrics> {
+        self.backups.clone()
     }
 
     /// Marks a request as in flight and starts its clock.
@@ -358,6 +369,30 @@ impl Metrics {
             names::READY,
             "1 when /readyz answers 200.",
             i64::from(ready),
+        );
+        gauge(
+            &mut out,
+            names::BACKUP_LAST_SUCCESS,
+            "Unix time of the last successful backup (0: none since start).",
+            self.backups.last_success_unix(),
+        );
+        gauge(
+            &mut out,
+            names::BACKUP_LAST_DURATION,
+            "Duration of the last successful backup.",
+            self.backups.last_duration().as_secs_f64(),
+        );
+        gauge(
+            &mut out,
+            names::BACKUP_LAST_SIZE,
+            "Size of the last successful backup archive.",
+            self.backups.last_size_bytes(),
+        );
+        counter(
+            &mut out,
+            names::BACKUP_FAILURES,
+            "Backups that failed since start.",
+            self.backups.failures(),
         );
 
         header(

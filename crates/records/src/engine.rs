@@ -2024,11 +2024,61 @@ impl Engine {
     /// Who a token belongs to; anything invalid (bad signature, expired, unknown record, rotated
     /// key) is a guest.
     pub async fn authenticate(&self, token: &str) -> Auth {
+        self.authenticate_kind(token, "auth").await
+    }
+
+    /// Who a file token (`POST /api/files/token`, `?token=`) belongs to; anything invalid is a
+    /// guest. File tokens are never accepted as auth tokens, nor the reverse.
+    pub async fn authenticate_file_token(&self, token: &str) -> Auth {
+        self.authenticate_kind(token, "file").await
+    }
+
+    /// A short-lived file token for `auth` (PocketBase's claims with `type: "file"`, signed like
+    /// its auth token, so a password change retires it too).
+    ///
+    /// # Errors
+    /// [`RecordError`] for a guest or an unknown record.
+    pub async fn issue_file_token(&self, who: &Auth) -> Result<String, RecordError> {
+        let (collection_id, id) = match who {
+            Auth::Guest => {
+                return Err(RecordError::BadRequest(
+                    "The request requires valid record authorization token.".into(),
+                ));
+            }
+            Auth::Superuser { id } => (SUPERUSERS_ID.to_owned(), id.clone()),
+            Auth::Record { collection_id, id } => (collection_id.clone(), id.clone()),
+        };
+        let c = self.collection(&collection_id).await?;
+        let secret = c
+            .token_secret()
+            .ok_or_else(|| RecordError::BadRequest("Failed to authenticate.".into()))?;
+        let rows = self
+            .store
+            .query(
+                format!("SELECT \"tokenKey\" FROM {} WHERE id = $1", quote(&c.name)),
+                vec![id.clone().into()],
+            )
+            .await?;
+        let key = rows
+            .scalar()
+            .and_then(Db::as_str)
+            .ok_or_else(|| RecordError::BadRequest("Failed to authenticate.".into()))?;
+        let claims = TokenClaims {
+            collection_id: c.id.clone(),
+            exp: unix_now() + FILE_TOKEN_SECONDS,
+            id,
+            refreshable: false,
+            kind: "file".into(),
+        };
+        Ok(auth::sign(&claims, &format!("{key}{secret}")))
+    }
+
+    async fn authenticate_kind(&self, token: &str, kind: &str) -> Auth {
         let token = token.strip_prefix("Bearer ").unwrap_or(token).trim();
         let Some(claims) = auth::peek(token) else {
             return Auth::Guest;
         };
-        if claims.kind != "auth" || claims.exp <= unix_now() {
+        if claims.kind != kind || claims.exp <= unix_now() {
             return Auth::Guest;
         }
         let Ok(c) = self.collection(&claims.collection_id).await else {
@@ -2061,6 +2111,9 @@ impl Engine {
         }
     }
 }
+
+/// Lifetime of a file token, as PocketBase's default (`fileToken.duration`).
+const FILE_TOKEN_SECONDS: i64 = 180;
 
 /// A filter error as the API reports it: PocketBase answers any bad filter with the same 400.
 fn filter_error(e: &FilterError, client: bool) -> RecordError {

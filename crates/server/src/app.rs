@@ -9,6 +9,7 @@ use pier_api::AppState;
 use pier_config::{Config, DatabaseConfig, Role};
 use pier_core::ErrorKind;
 use pier_gateway::{Backend, Gateway, GatewayError};
+use pier_ops::backup::{Backups, CronSchedule, RetentionPolicy, ScheduleConfig};
 use pier_ops::{Metrics, Readiness};
 use pier_storage::{StorageError, Store};
 use tokio::net::TcpListener;
@@ -38,6 +39,8 @@ pub enum StartError {
     Gateway(#[from] GatewayError),
     #[error("server error")]
     Serve(#[source] std::io::Error),
+    #[error("invalid value for `backups.cron`")]
+    BackupSchedule(#[source] pier_ops::backup::CronError),
 }
 
 /// A bound, ready-to-run pier.
@@ -52,6 +55,10 @@ pub struct Application {
     shutdown_timeout: Duration,
     /// Migrations could not run yet because the database was unreachable.
     migrate_in_background: bool,
+    /// Scheduled backups, unless `backups.cron` is empty.
+    schedule: Option<(Backups, ScheduleConfig)>,
+    /// Stops the server like a signal would (a restore was scheduled through the API).
+    restart: Arc<tokio::sync::Notify>,
 }
 
 impl Application {
@@ -81,6 +88,13 @@ impl Application {
             addr: config.http.addr,
             source,
         })?;
+        let cron = config
+            .backups
+            .cron
+            .as_deref()
+            .map(CronSchedule::parse)
+            .transpose()
+            .map_err(StartError::BackupSchedule)?;
         let store = Store::open(&config.database).await?;
         let migrate_in_background = match store.migrate(MIGRATIONS).await {
             Ok(applied) => {
@@ -111,6 +125,20 @@ impl Application {
             readiness.clone(),
             MIGRATIONS,
         );
+        let restart = state.restart_signal();
+        let schedule = cron.map(|cron| {
+            (
+                state.backups().clone(),
+                ScheduleConfig {
+                    cron,
+                    retention: RetentionPolicy {
+                        keep_daily: config.backups.keep_daily,
+                        keep_weekly: config.backups.keep_weekly,
+                    },
+                    alert_webhook: config.backups.alert_webhook.clone(),
+                },
+            )
+        });
         let observer = Arc::new(Observer::new(
             metrics.clone(),
             config.http.request_timeout,
@@ -136,6 +164,8 @@ impl Application {
             readiness,
             shutdown_timeout: config.http.shutdown_timeout,
             migrate_in_background,
+            schedule,
+            restart,
         })
     }
 
@@ -177,6 +207,8 @@ impl Application {
             readiness,
             shutdown_timeout,
             migrate_in_background,
+            schedule,
+            restart,
         } = self;
         let (stop_tx, mut stop_rx) = watch::channel(false);
         let (fatal_tx, mut fatal_rx) = tokio::sync::mpsc::channel::<StorageError>(1);
@@ -197,10 +229,26 @@ impl Application {
             });
         }
 
+        if let Some((backups, config)) = schedule {
+            tracing::info!(cron = %config.cron, "backup schedule on (UTC)");
+            let mut stop = stop_rx.clone();
+            tokio::spawn(pier_ops::backup::run_schedule(
+                backups,
+                config,
+                async move {
+                    let _ = stop.wait_for(|stopped| *stopped).await;
+                },
+            ));
+        }
+
         let draining = readiness.clone();
         let signal = async move {
             let fatal = tokio::select! {
                 () = shutdown => None,
+                () = restart.notified() => {
+                    tracing::info!("stopping to restore a backup");
+                    None
+                }
                 e = fatal_rx.recv() => e,
             };
             draining.set_draining();

@@ -48,6 +48,13 @@ pub enum StorageError {
         #[source]
         source: Box<StorageError>,
     },
+    /// A snapshot, integrity check or restore failed (a file, a client tool, a check).
+    #[error("{message}")]
+    Snapshot {
+        message: String,
+        #[source]
+        source: Option<BoxError>,
+    },
     /// A caller-defined failure inside a transaction closure; the transaction rolls back.
     #[error("{message}")]
     Aborted { kind: ErrorKind, message: String },
@@ -60,7 +67,9 @@ impl StorageError {
             StorageError::Open { .. } | StorageError::Unavailable { .. } => ErrorKind::Unavailable,
             StorageError::Locked { .. } => ErrorKind::Conflict,
             StorageError::Query { kind, .. } | StorageError::Aborted { kind, .. } => *kind,
-            StorageError::SchemaTooNew { .. } => ErrorKind::Internal,
+            StorageError::SchemaTooNew { .. } | StorageError::Snapshot { .. } => {
+                ErrorKind::Internal
+            }
             StorageError::Migration { source, .. } => source.kind(),
         }
     }

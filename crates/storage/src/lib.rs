@@ -12,12 +12,16 @@
 //!   reader threads own read-only connections. Async callers only ever await a channel.
 //! - PostgreSQL: a connection pool, optionally over TLS.
 //!
+//! - [`snapshot`] and its siblings: consistent copies of the database for backups, their
+//!   checks, and putting one back.
+//!
 //! This crate knows nothing of HTTP; errors carry a [`pier_core::ErrorKind`].
 #![deny(clippy::unwrap_used)]
 
 mod error;
 mod migrate;
 mod postgres;
+mod snapshot;
 mod sql;
 mod sqlite;
 mod value;
@@ -30,6 +34,10 @@ use pier_config::DatabaseConfig;
 
 pub use error::StorageError;
 pub use migrate::{CORE_MIGRATIONS, Migration, MigrationState};
+pub use snapshot::{
+    DatabaseLock, SnapshotInfo, check_pg_dump, check_pg_restore, check_sqlite, lock_sqlite,
+    pg_pier_sessions, restore_postgres, snapshot, snapshot_postgres, snapshot_sqlite, sqlite_files,
+};
 pub use value::{Rows, Value};
 
 /// A boxed, sendable future borrowing from `'a`.

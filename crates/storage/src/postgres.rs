@@ -136,7 +136,7 @@ impl PgStore {
     }
 }
 
-fn tls_connector(
+pub(crate) fn tls_connector(
     config: &PostgresConfig,
 ) -> Result<tokio_postgres_rustls::MakeRustlsConnect, StorageError> {
     let mut roots = rustls::RootCertStore::empty();

@@ -22,6 +22,11 @@ use crate::{BoxFuture, Conn, Dialect, Rows, StorageError, StoreStats, Value};
 const IDLE_TICK: Duration = Duration::from_secs(1);
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 256;
+/// How long the writer's own checkpoints wait for readers. A long read (a backup's
+/// `VACUUM INTO`) pins WAL frames for its whole length; waiting the full busy timeout for it
+/// would stall every write queued behind the checkpoint, so the writer gives up quickly and
+/// tries again later.
+const CHECKPOINT_WAIT: Duration = Duration::from_millis(20);
 
 type ReadJob = Box<dyn FnOnce(&mut SqliteConn) + Send>;
 
@@ -99,12 +104,18 @@ impl SqliteStore {
             let counters = counters.clone();
             let max_batch = config.max_batch;
             let wal_max = config.wal_max_bytes;
+            let busy_timeout = config.busy_timeout;
             let wal = wal_path.clone();
             threads.push(
                 std::thread::Builder::new()
                     .name("pier-sqlite-writer".into())
                     .spawn(move || {
-                        writer_loop(writer_conn, writer_rx, max_batch, wal_max, &wal, &counters)
+                        let limits = WriterLimits {
+                            max_batch,
+                            wal_max,
+                            busy_timeout,
+                        };
+                        writer_loop(writer_conn, writer_rx, &limits, &wal, &counters)
                     })
                     .map_err(|e| StorageError::Open {
                         path: path.clone(),
@@ -321,14 +332,31 @@ where
         .unwrap_or_else(|_| Err(panicked()))
 }
 
+struct WriterLimits {
+    max_batch: usize,
+    wal_max: u64,
+    busy_timeout: Duration,
+}
+
+/// A checkpoint that waits at most [`CHECKPOINT_WAIT`] for readers.
+fn brief_checkpoint(conn: &Connection, mode: &str, busy_timeout: Duration) {
+    let _ = conn.busy_timeout(CHECKPOINT_WAIT);
+    checkpoint(conn, mode);
+    let _ = conn.busy_timeout(busy_timeout);
+}
+
 fn writer_loop(
     conn: Connection,
     rx: flume::Receiver<WriterMsg>,
-    max_batch: usize,
-    wal_max: u64,
+    limits: &WriterLimits,
     wal: &Path,
     counters: &Counters,
 ) {
+    let WriterLimits {
+        max_batch,
+        wal_max,
+        busy_timeout,
+    } = *limits;
     let mut conn = SqliteConn { conn };
     let mut batch: Vec<Box<dyn WriteTask>> = Vec::with_capacity(max_batch);
     let mut since_wal_check = 0u32;
@@ -343,7 +371,7 @@ fn writer_loop(
             Err(flume::RecvTimeoutError::Timeout) => {
                 // Idle: fold the WAL back into the database so it does not linger.
                 if file_len(wal) > 0 {
-                    checkpoint(&conn.conn, "TRUNCATE");
+                    brief_checkpoint(&conn.conn, "TRUNCATE", busy_timeout);
                 }
                 continue;
             }
@@ -380,9 +408,10 @@ fn writer_loop(
         if since_wal_check >= 32 {
             since_wal_check = 0;
             if file_len(wal) > wal_max {
-                // Readers may pin old frames; RESTART waits for them (busy timeout), then the
-                // WAL restarts from its beginning and journal_size_limit truncates it.
-                checkpoint(&conn.conn, "RESTART");
+                // Readers may pin old frames; RESTART waits for them briefly, then the WAL
+                // restarts from its beginning and journal_size_limit truncates it. A reader
+                // that stays (a backup) makes it give up until the next check.
+                brief_checkpoint(&conn.conn, "RESTART", busy_timeout);
             }
         }
     }
@@ -511,7 +540,7 @@ fn wal_path(db: &Path) -> PathBuf {
 
 /// Takes an exclusive advisory lock on `<db>.lock`, writing our pid into it, so that a second
 /// pier process on the same database fails fast with a clear message.
-fn lock_database(db: &Path) -> Result<File, StorageError> {
+pub(crate) fn lock_database(db: &Path) -> Result<File, StorageError> {
     let mut lock_path = db.as_os_str().to_owned();
     lock_path.push(".lock");
     let lock_path = PathBuf::from(lock_path);

@@ -81,6 +81,8 @@ pub async fn spawn_app_with(engine: Engine, extra: Vec<(&'static str, String)>) 
         flag("http.addr", "127.0.0.1:0".into()),
         flag("paths.data_dir", dir.path().display().to_string()),
         flag("log.requests", "false".into()),
+        // No scheduled backups unless a test asks for them.
+        flag("backups.cron", String::new()),
     ];
     let pg = match engine {
         Engine::Sqlite => None,

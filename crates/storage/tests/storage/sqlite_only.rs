@@ -104,3 +104,56 @@ async fn postgres_that_is_down_is_unavailable_not_a_panic() {
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
     assert!(!format!("{err:?}").contains("hunter2"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_do_not_wait_for_a_long_reader_at_checkpoints() {
+    // A backup's `VACUUM INTO` is a read transaction that can last minutes; the writer's WAL
+    // checkpoints must not stall writes for the busy timeout while it runs.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data.db");
+    let cfg = pier_config::DatabaseConfig::Sqlite(pier_config::SqliteConfig {
+        path: path.clone(),
+        durability: pier_config::Durability::Normal,
+        read_connections: 1,
+        busy_timeout: std::time::Duration::from_secs(3),
+        wal_max_bytes: 1024 * 1024,
+        max_batch: 64,
+    });
+    let store = Store::open(&cfg).await.unwrap();
+    store
+        .execute("CREATE TABLE t (b BLOB)", Vec::new())
+        .await
+        .unwrap();
+    store
+        .execute("INSERT INTO t VALUES (zeroblob(100))", Vec::new())
+        .await
+        .unwrap();
+    // The long reader: an open read transaction on its own connection.
+    let reader = rusqlite::Connection::open(&path).unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    let _: i64 = reader
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .unwrap();
+    let mut slowest = std::time::Duration::ZERO;
+    for _ in 0..400 {
+        let started = std::time::Instant::now();
+        store
+            .execute("INSERT INTO t VALUES (randomblob(8192))", Vec::new())
+            .await
+            .unwrap();
+        slowest = slowest.max(started.elapsed());
+    }
+    let wal = std::fs::metadata(dir.path().join("data.db-wal"))
+        .unwrap()
+        .len();
+    assert!(
+        wal > 1024 * 1024,
+        "the WAL should have passed the limit: {wal}"
+    );
+    assert!(
+        slowest < std::time::Duration::from_millis(1500),
+        "a write waited {slowest:?} behind a checkpoint"
+    );
+    reader.execute_batch("COMMIT").unwrap();
+    store.close().await;
+}
