@@ -401,6 +401,8 @@ async fn gateways_sharing_a_certificates_folder_order_once() {
     assert_eq!(leaf_a, leaf_b, "one order, one certificate, served by both");
     // Had both ordered, a second certificate would replace the first on disk within moments.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let (later, _) = get(a.addr, "pier.test", roots_from(&root), "/").await.unwrap();
+    let (later, _) = get(a.addr, "pier.test", roots_from(&root), "/")
+        .await
+        .unwrap();
     assert_eq!(later, leaf_a, "no second order replaced the certificate");
 }
