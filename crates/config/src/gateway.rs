@@ -137,6 +137,11 @@ pub(crate) struct RawRoute {
     pub(crate) body_limit_bytes: u64,
     /// Upstream response-head timeout on this route (0: the gateway's).
     pub(crate) response_timeout_seconds: u64,
+    /// Connecting to this route's upstream (0: the gateway's).
+    pub(crate) connect_timeout_milliseconds: u64,
+    /// Idle keep-alive connections to this route's upstream are closed after this (0: the
+    /// gateway's).
+    pub(crate) idle_timeout_seconds: u64,
 }
 
 /// A token bucket per client address.
@@ -178,6 +183,8 @@ pub struct RouteConfig {
     pub rate_limit: Option<RateLimit>,
     pub body_limit: Option<u64>,
     pub response_timeout: Option<Duration>,
+    pub connect_timeout: Option<Duration>,
+    pub idle_timeout: Option<Duration>,
 }
 
 /// Active health checks.
@@ -391,6 +398,10 @@ pub(crate) fn validate(
             body_limit: (r.body_limit_bytes > 0).then_some(r.body_limit_bytes),
             response_timeout: (r.response_timeout_seconds > 0)
                 .then(|| Duration::from_secs(r.response_timeout_seconds)),
+            connect_timeout: (r.connect_timeout_milliseconds > 0)
+                .then(|| Duration::from_millis(r.connect_timeout_milliseconds)),
+            idle_timeout: (r.idle_timeout_seconds > 0)
+                .then(|| Duration::from_secs(r.idle_timeout_seconds)),
         });
     }
 

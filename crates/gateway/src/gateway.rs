@@ -79,7 +79,6 @@ pub(crate) struct Settings {
     pub(crate) health_interval: Option<Duration>,
     pub(crate) handshake_timeout: Duration,
     pub(crate) redirect_addr: Option<SocketAddr>,
-    pub(crate) connect_timeout: Duration,
 }
 
 impl Settings {
@@ -101,7 +100,6 @@ impl Settings {
             health_interval: g.health.as_ref().map(|h| h.interval),
             handshake_timeout: config.tls.handshake_timeout,
             redirect_addr: config.tls.redirect_addr,
-            connect_timeout: g.connect_timeout,
         }
     }
 }
@@ -271,7 +269,7 @@ impl Gateway {
             path_and_query,
             response_timeout: route.response_timeout,
             body_limit: route.body_limit,
-            connect_timeout: settings.connect_timeout,
+            connect_timeout: route.connect_timeout,
             request_id: Some(&id),
         };
         let mut res = match &route.target {

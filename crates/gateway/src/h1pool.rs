@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use http::{Request, Response};
@@ -17,7 +17,7 @@ const MAX_IDLE: usize = 512;
 
 /// A member's idle connections.
 #[derive(Default)]
-pub(crate) struct Idle(Mutex<Vec<SendRequest<Body>>>);
+pub(crate) struct Idle(Mutex<Vec<(Instant, SendRequest<Body>)>>);
 
 impl std::fmt::Debug for Idle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -26,11 +26,22 @@ impl std::fmt::Debug for Idle {
 }
 
 impl Idle {
-    fn pop(&self) -> Option<SendRequest<Body>> {
-        self.0
+    /// The most recently used connection not idle for longer than `max_idle`; older ones
+    /// are closed.
+    fn pop(&self, max_idle: Duration) -> Option<SendRequest<Body>> {
+        let mut idle = self
+            .0
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .pop()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // The oldest sit at the front.
+        let stale = idle
+            .iter()
+            .take_while(|(at, _)| at.elapsed() > max_idle)
+            .count();
+        if stale > 0 {
+            idle.drain(..stale);
+        }
+        idle.pop().map(|(_, s)| s)
     }
 
     /// Returns a connection whose last response is complete.
@@ -43,7 +54,7 @@ impl Idle {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if idle.len() < MAX_IDLE {
-            idle.push(s);
+            idle.push((Instant::now(), s));
         }
     }
 }
@@ -61,11 +72,12 @@ pub(crate) async fn send(
     idle: &Idle,
     addr: SocketAddr,
     connect_timeout: Duration,
+    max_idle: Duration,
     mut req: Request<Body>,
 ) -> Result<(Response<Incoming>, SendRequest<Body>), SendFailure> {
     let mut busy = Vec::new();
     let found = loop {
-        match idle.pop() {
+        match idle.pop(max_idle) {
             None => break None,
             Some(s) if s.is_closed() => {}
             // Still finishing its last exchange: keep it for later.

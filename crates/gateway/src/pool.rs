@@ -111,6 +111,8 @@ pub(crate) struct PoolSettings {
     pub(crate) health: Option<HealthCheck>,
     pub(crate) eject_after: u32,
     pub(crate) eject_for: Duration,
+    /// Idle keep-alive connections to a member are closed after this.
+    pub(crate) idle_timeout: Duration,
 }
 
 /// A set of members behind one route.
@@ -398,6 +400,7 @@ mod tests {
             health: None,
             eject_after: 2,
             eject_for: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(90),
         }
     }
 

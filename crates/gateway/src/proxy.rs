@@ -289,7 +289,13 @@ pub(crate) async fn forward(
 
         let result = tokio::time::timeout(
             fwd.response_timeout,
-            send(client, &member, fwd.connect_timeout, up),
+            send(
+                client,
+                &member,
+                fwd.connect_timeout,
+                fwd.pool.settings().idle_timeout,
+                up,
+            ),
         )
         .await;
         match result {
@@ -411,6 +417,7 @@ async fn send(
     client: &Client,
     member: &crate::pool::Member,
     connect_timeout: Duration,
+    idle_timeout: Duration,
     mut up: Request<Body>,
 ) -> Result<
     (
@@ -428,7 +435,7 @@ async fn send(
         if let Ok(u) = pq.parse() {
             *up.uri_mut() = u;
         }
-        return crate::h1pool::send(&member.idle, addr, connect_timeout, up)
+        return crate::h1pool::send(&member.idle, addr, connect_timeout, idle_timeout, up)
             .await
             .map(|(res, s)| (res, Some(s)));
     }

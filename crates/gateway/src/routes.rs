@@ -94,6 +94,7 @@ pub(crate) struct Route {
     pub(crate) limiter: Option<Arc<RateLimiter>>,
     pub(crate) body_limit: u64,
     pub(crate) response_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
 }
 
 impl Route {
@@ -107,6 +108,7 @@ impl Route {
             limiter: None,
             body_limit: table.body_limit,
             response_timeout: table.response_timeout,
+            connect_timeout: table.connect_timeout,
         }
     }
 
@@ -121,9 +123,13 @@ fn prefix_matches(prefix: &str, path: &str) -> bool {
         || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
 }
 
+/// Makes (or takes over) the pool of a name: members, and an idle timeout of its own.
+type PoolMaker<'a> = dyn FnMut(&str, &[Uri], Option<Duration>) -> Arc<Pool> + 'a;
+
 struct Defaults {
     body_limit: u64,
     response_timeout: Duration,
+    connect_timeout: Duration,
 }
 
 /// What a request matched, and the path to send on.
@@ -165,15 +171,17 @@ impl Table {
         let defaults = Defaults {
             body_limit: config.http.body_limit as u64,
             response_timeout: g.response_timeout,
+            connect_timeout: g.connect_timeout,
         };
         let settings = PoolSettings {
             balance: g.balance,
             health: g.health.clone(),
             eject_after: g.eject_after_failures,
             eject_for: g.eject_for,
+            idle_timeout: g.idle_timeout,
         };
         let mut pools: Vec<Arc<Pool>> = Vec::new();
-        let mut pool = |name: &str, urls: &[Uri]| -> Arc<Pool> {
+        let mut pool_with = |name: &str, urls: &[Uri], idle: Option<Duration>| -> Arc<Pool> {
             if let Some(p) = pools.iter().find(|p| p.name == name) {
                 return p.clone();
             }
@@ -183,32 +191,43 @@ impl Table {
                     .find(|p| p.name == name && p.urls() == urls)
                     .cloned()
             });
-            let p = reused
-                .unwrap_or_else(|| Arc::new(Pool::new(name.to_owned(), urls, settings.clone())));
+            let mut s = settings.clone();
+            if let Some(idle) = idle {
+                s.idle_timeout = idle;
+            }
+            let p = reused.unwrap_or_else(|| Arc::new(Pool::new(name.to_owned(), urls, s)));
             pools.push(p.clone());
             p
         };
 
-        let backend = |part: Part, p: &mut dyn FnMut(&str, &[Uri]) -> Arc<Pool>| {
+        let backend = |part: Part, p: &mut PoolMaker<'_>| {
             if in_process_backend || g.upstreams.is_empty() {
                 Target::Backend(part)
             } else {
-                Target::Pool(p("api", &g.upstreams))
+                Target::Pool(p("api", &g.upstreams, None))
             }
         };
-        let mut api = Route::new("gateway:api", backend(Part::Api, &mut pool), &defaults);
+        let mut api = Route::new("gateway:api", backend(Part::Api, &mut pool_with), &defaults);
         api.limiter = g.api_rate_limit.map(|l| Arc::new(RateLimiter::new(l)));
-        let admin = Route::new("gateway:admin", backend(Part::Admin, &mut pool), &defaults);
-        let docs = Route::new("gateway:docs", backend(Part::Docs, &mut pool), &defaults);
+        let admin = Route::new(
+            "gateway:admin",
+            backend(Part::Admin, &mut pool_with),
+            &defaults,
+        );
+        let docs = Route::new(
+            "gateway:docs",
+            backend(Part::Docs, &mut pool_with),
+            &defaults,
+        );
         let frontend_target = match &g.frontend_dev_url {
-            Some(u) => Target::Pool(pool("frontend-dev", std::slice::from_ref(u))),
+            Some(u) => Target::Pool(pool_with("frontend-dev", std::slice::from_ref(u), None)),
             None => Target::Frontend,
         };
         let frontend = Route::new("gateway:frontend", frontend_target, &defaults);
         let staging = g.staging_url.as_ref().map(|u| {
             Route::new(
                 "gateway:staging",
-                Target::Pool(pool("staging", std::slice::from_ref(u))),
+                Target::Pool(pool_with("staging", std::slice::from_ref(u), None)),
                 &defaults,
             )
         });
@@ -220,7 +239,9 @@ impl Table {
                 RouteTarget::Api => api.target.clone(),
                 RouteTarget::Admin => admin.target.clone(),
                 RouteTarget::Docs => docs.target.clone(),
-                RouteTarget::Upstream(urls) => Target::Pool(pool(&format!("route-{i}"), urls)),
+                RouteTarget::Upstream(urls) => {
+                    Target::Pool(pool_with(&format!("route-{i}"), urls, r.idle_timeout))
+                }
                 RouteTarget::Redirect { to, status } => Target::Redirect {
                     to: to.clone(),
                     status: StatusCode::from_u16(*status).unwrap_or(StatusCode::PERMANENT_REDIRECT),
@@ -242,6 +263,7 @@ impl Table {
                 limiter: r.rate_limit.map(|l| Arc::new(RateLimiter::new(l))),
                 body_limit: r.body_limit.unwrap_or(defaults.body_limit),
                 response_timeout: r.response_timeout.unwrap_or(defaults.response_timeout),
+                connect_timeout: r.connect_timeout.unwrap_or(defaults.connect_timeout),
             });
         }
         // Most specific first: exact host, then wildcard, then any; longer prefixes first.
