@@ -1297,5 +1297,10 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if errors else 0
 
 
+import tls_suites  # noqa: E402  (the `tls` suite, bench/tls_suites.py)
+
+tls_suites.register(sys.modules[__name__])
+
+
 if __name__ == "__main__":
     sys.exit(main())
