@@ -68,6 +68,16 @@ impl<S> Guarded<S> {
         }
     }
 
+    /// Hands on up to `n` body bytes; returns how many of the `n` are still to come.
+    fn pass(&mut self, n: u64) -> u64 {
+        let take = usize::try_from(n)
+            .unwrap_or(usize::MAX)
+            .min(self.pending.len());
+        let part = self.pending.split_to(take);
+        self.ready.unsplit(part);
+        n - take as u64
+    }
+
     /// Moves what can be judged from `pending` to `ready`.
     fn process(&mut self) {
         loop {
@@ -113,12 +123,7 @@ impl<S> Guarded<S> {
                     if self.pending.is_empty() {
                         return;
                     }
-                    let take = usize::try_from(n)
-                        .unwrap_or(usize::MAX)
-                        .min(self.pending.len());
-                    let part = self.pending.split_to(take);
-                    self.ready.unsplit(part);
-                    let left = n - take as u64;
+                    let left = self.pass(n);
                     self.state = if left == 0 {
                         State::Head
                     } else {
@@ -156,12 +161,7 @@ impl<S> Guarded<S> {
                     if self.pending.is_empty() {
                         return;
                     }
-                    let take = usize::try_from(n)
-                        .unwrap_or(usize::MAX)
-                        .min(self.pending.len());
-                    let part = self.pending.split_to(take);
-                    self.ready.unsplit(part);
-                    let left = n - take as u64;
+                    let left = self.pass(n);
                     self.state = if left == 0 {
                         State::ChunkDataEnd
                     } else {

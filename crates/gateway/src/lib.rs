@@ -23,5 +23,6 @@ mod site;
 mod tls;
 
 pub use gateway::{Backend, Gateway, GatewayError};
+pub use respond::security_headers;
 pub use serve::describe;
 pub use tls::{TlsError, ensure_dev_certificate};

@@ -28,7 +28,7 @@ pub(crate) fn not_found() -> Response<Body> {
 }
 
 /// The headers PocketBase sends on every response, added where the handler did not set them.
-pub(crate) fn security_headers(headers: &mut HeaderMap) {
+pub fn security_headers(headers: &mut HeaderMap) {
     for (name, value) in [
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "SAMEORIGIN"),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::body::{Body, HttpBody};
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderName, HeaderValue, header};
+use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use pier_api::{ApiError, ErrorReport};
@@ -60,15 +60,7 @@ pub(crate) async fn observe(
 
     let headers = res.headers_mut();
     headers.insert(X_REQUEST_ID.clone(), id.clone());
-    for (name, value) in [
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::X_FRAME_OPTIONS, "SAMEORIGIN"),
-        (header::X_XSS_PROTECTION, "1; mode=block"),
-    ] {
-        headers
-            .entry(name)
-            .or_insert(HeaderValue::from_static(value));
-    }
+    pier_gateway::security_headers(headers);
 
     let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
     let status = res.status().as_u16();
