@@ -129,7 +129,12 @@ impl Gateway {
         let table = Table::build(config, backend.is_some(), None);
         let g = &config.gateway;
         let tls = crate::tls::Tls::load(&config.tls, &config.paths.certs_dir)?.map(Arc::new);
-        let hsts = (tls.is_some() && !config.tls.hsts_max_age.is_zero()).then(|| {
+        // Not for the development certificate: a browser would then insist on HTTPS for
+        // localhost, for every project on the machine, for as long as max-age says.
+        let hsts = (tls.is_some()
+            && config.tls.mode != pier_config::TlsMode::Dev
+            && !config.tls.hsts_max_age.is_zero())
+        .then(|| {
             let mut v = format!("max-age={}", config.tls.hsts_max_age.as_secs());
             if config.tls.hsts_preload {
                 v.push_str("; includeSubDomains; preload");

@@ -144,6 +144,8 @@ impl Tls {
             .with_no_client_auth()
             .with_cert_resolver(resolver.clone());
         server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        // The server's preference (rustls' order: AES-GCM and ChaCha20 with forward secrecy).
+        server.ignore_client_order = true;
         if resolver.challenges.is_some() {
             server.alpn_protocols.push(ACME_TLS_ALPN.to_vec());
         }
