@@ -686,27 +686,14 @@ status = 301
             .header("accept", "text/html")
             .send()
     };
-    let t = get("example.com", "/blog/post?id=1")
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(t.starts_with("blog /post?id=1\n"), "{t}");
-    let t = get("api.example.com", "/api/health")
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(t.starts_with("a /api/health\n"), "{t}");
-    let t = get("admin.example.com", "/")
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(t.starts_with("a /_/\n"), "{t}");
+    for (host, path, starts) in [
+        ("example.com", "/blog/post?id=1", "blog /post?id=1\n"),
+        ("api.example.com", "/api/health", "a /api/health\n"),
+        ("admin.example.com", "/", "a /_/\n"),
+    ] {
+        let t = get(host, path).await.unwrap().text().await.unwrap();
+        assert!(t.starts_with(starts), "{host}{path}: {t}");
+    }
     let r = get("www.example.com", "/about?x=1").await.unwrap();
     assert_eq!(r.status(), 301);
     assert_eq!(r.headers()["location"], "http://example.com/about?x=1");
