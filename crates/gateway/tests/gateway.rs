@@ -261,6 +261,19 @@ async fn raw(addr: SocketAddr, bytes: &[u8], timeout: Duration) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Sends an upgrade request and reads the response head; the stream stays open for the tunnel.
+async fn upgrade(addr: SocketAddr, request: &[u8]) -> (TcpStream, String) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(request).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    (s, String::from_utf8_lossy(&head).into_owned())
+}
+
 #[tokio::test]
 async fn static_files_have_etags_ranges_and_encodings() {
     let (f, _up) = with_upstream("").await;
@@ -500,19 +513,12 @@ async fn an_absolute_form_target_does_not_change_the_destination() {
 #[tokio::test]
 async fn websockets_are_tunnelled_after_the_101() {
     let (f, _up) = with_upstream("").await;
-    let mut s = TcpStream::connect(f.addr).await.unwrap();
-    s.write_all(
+    let (mut s, head) = upgrade(
+        f.addr,
         b"GET /api/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
     )
-    .await
-    .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        s.read_exact(&mut byte).await.unwrap();
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).to_lowercase();
+    .await;
+    let head = head.to_lowercase();
     assert!(head.starts_with("http/1.1 101"), "{head}");
     assert!(head.contains("upgrade: websocket"), "{head}");
     for msg in [&b"hello"[..], b"second frame"] {
@@ -962,19 +968,12 @@ async fn a_frontend_dev_server_gets_every_page_and_its_websocket() {
         .unwrap();
     assert!(t.starts_with("a /api/x\n"), "{t}");
     // The hot-reload socket.
-    let mut s = TcpStream::connect(f.addr).await.unwrap();
-    s.write_all(
+    let (mut s, head) = upgrade(
+        f.addr,
         b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
     )
-    .await
-    .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        s.read_exact(&mut byte).await.unwrap();
-        head.push(byte[0]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101"));
+    .await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     s.write_all(b"hmr").await.unwrap();
     let mut back = [0u8; 3];
     s.read_exact(&mut back).await.unwrap();
