@@ -203,32 +203,25 @@ pub(crate) fn alpn_challenge_certificate(
         ));
     }
     let gen_err = |e: rcgen::Error| TlsError::Generate(e.to_string());
-    let key = rcgen::KeyPair::generate().map_err(gen_err)?;
     let mut params = rcgen::CertificateParams::new(vec![name.to_owned()]).map_err(gen_err)?;
     params
         .custom_extensions
         .push(rcgen::CustomExtension::new_acme_identifier(digest));
-    let cert = params.self_signed(&key).map_err(gen_err)?;
-    let der = PrivateKeyDer::try_from(key.serialize_der())
-        .map_err(|e| TlsError::Generate(e.to_owned()))?;
-    let signing = provider()
-        .key_provider
-        .load_private_key(der)
-        .map_err(|e| TlsError::Generate(e.to_string()))?;
-    Ok(Arc::new(CertifiedKey::new(
-        vec![cert.der().clone()],
-        signing,
-    )))
+    Ok(self_signed(params)?.key)
 }
 
 /// A self-signed certificate for `names`, held in memory only.
 fn placeholder(names: &[String]) -> Result<Loaded, TlsError> {
+    let params = rcgen::CertificateParams::new(names.to_vec())
+        .map_err(|e| TlsError::Generate(e.to_string()))?;
+    self_signed(params)
+}
+
+/// Signs `params` with a fresh key, for rustls.
+fn self_signed(params: rcgen::CertificateParams) -> Result<Loaded, TlsError> {
     let gen_err = |e: rcgen::Error| TlsError::Generate(e.to_string());
     let key = rcgen::KeyPair::generate().map_err(gen_err)?;
-    let cert = rcgen::CertificateParams::new(names.to_vec())
-        .map_err(gen_err)?
-        .self_signed(&key)
-        .map_err(gen_err)?;
+    let cert = params.self_signed(&key).map_err(gen_err)?;
     let der = PrivateKeyDer::try_from(key.serialize_der())
         .map_err(|e| TlsError::Generate(e.to_owned()))?;
     let signing = provider()
