@@ -1017,6 +1017,21 @@ await check('view collection: list/filter/getOne rows', async () => {
   assert.equal(one.name, 'beta');
 });
 
+await check('view collection: changing its query re-creates it with the new rows and fields', async () => {
+  const before = await su.collections.getOne(C.view);
+  const u = await su.collections.update(C.view, {
+    viewQuery: `SELECT id, name, (n + 100) AS score FROM ${C.items} WHERE n >= 4`,
+  });
+  assert.deepEqual(u.fields.map((x) => x.name), ['id', 'name', 'score']);
+  assert.equal(u.fields.find((x) => x.name === 'name').type, 'text');
+  const r = await guest.collection(C.view).getList(1, 50, { sort: 'score' });
+  assert.deepEqual(r.items.map((x) => x.score), [104, 105]);
+  await expectError(su.collections.update(C.view, { viewQuery: `SELECT name FROM ${C.items}` }), 400);
+  await su.collections.update(C.view, { viewQuery: before.viewQuery });
+  const back = await guest.collection(C.view).getList(1, 50);
+  assert.equal(back.totalItems, 4);
+});
+
 await check('view collection: read-only (create -> 400); bad SQL -> 400 validation_invalid_view_query', async () => {
   await expectError(su.collection(C.view).create({ name: 'x' }), 400);
   const b1 = await expectError(su.collections.create({ name: `${RUN}_vbad`, type: 'view', viewQuery: 'SELECT nope FROM nowhere' }), 400);

@@ -686,17 +686,8 @@ impl Engine {
         input: &Value,
     ) -> Result<Arc<Collection>, RecordError> {
         let old = self.collection(id_or_name).await?;
-        if old.kind == CollectionType::View
-            && ["fields", "viewQuery", "name", "type"]
-                .iter()
-                .any(|k| input.get(k).is_some())
-        {
-            return Err(RecordError::field(
-                "Failed to update collection.",
-                "viewQuery",
-                "validation_unsupported_view_change",
-                "Changing a view's query, name or fields is not supported yet; delete and create it again.",
-            ));
+        if old.kind == CollectionType::View {
+            return self.update_view(&old, input).await;
         }
         let new = self.parse_collection(input, Some(&old))?;
         self.validate_rules(&new)?;
@@ -2529,22 +2520,85 @@ impl Engine {
     /// fields inferred as PocketBase does: a column named like a field of a table in the query
     /// takes that field's type, anything computed becomes `json`. Read-only.
     async fn create_view(&self, input: &Value) -> Result<Arc<Collection>, RecordError> {
-        let bad = |m: &str| {
-            RecordError::field(
+        let (c, query) = self.view_definition(input, None).await?;
+        let ddl = format!("CREATE VIEW {} AS {query}", quote(&c.name));
+        self.insert_collection(&c, "view", ddl).await.map_err(|_| {
+            view_error(
                 "Failed to create collection.",
-                "viewQuery",
-                "validation_invalid_view_query",
-                m,
+                "The view could not be created.",
             )
+        })?;
+        self.reload().await?;
+        self.collection(&c.id).await
+    }
+
+    /// Changes a view's name, query or rules: the view is dropped and created again in one
+    /// transaction, its fields inferred anew (a field that keeps its name and type keeps its id).
+    async fn update_view(
+        &self,
+        old: &Collection,
+        input: &Value,
+    ) -> Result<Arc<Collection>, RecordError> {
+        let (c, query) = self.view_definition(input, Some(old)).await?;
+        let ddl = format!(
+            "DROP VIEW {};\nCREATE VIEW {} AS {query};\n",
+            quote(&old.name),
+            quote(&c.name)
+        );
+        let data = serde_json::to_string(&c).unwrap_or_default();
+        let params: Vec<Db> = vec![
+            c.id.clone().into(),
+            c.name.clone().into(),
+            data.into(),
+            c.updated.clone().into(),
+        ];
+        self.store
+            .write(move |tx| {
+                Box::pin(async move {
+                    tx.execute_script(&ddl).await?;
+                    tx.execute(
+                        "UPDATE _collections SET name = $2, data = $3, updated = $4 WHERE id = $1",
+                        &params,
+                    )
+                    .await
+                    .map(|_| ())
+                })
+            })
+            .await
+            .map_err(|_| {
+                view_error(
+                    "Failed to update collection.",
+                    "The view could not be replaced (does another view depend on it?).",
+                )
+            })?;
+        self.reload().await?;
+        self.collection(&c.id).await
+    }
+
+    /// The collection a view definition describes, and its cleaned query, checked by running
+    /// it with `LIMIT 0`. `existing` is the view being changed: absent keys keep its values.
+    async fn view_definition(
+        &self,
+        input: &Value,
+        existing: Option<&Collection>,
+    ) -> Result<(Collection, String), RecordError> {
+        let action = if existing.is_some() {
+            "Failed to update collection."
+        } else {
+            "Failed to create collection."
         };
-        let query = input
-            .get("viewQuery")
-            .and_then(Value::as_str)
-            .map(str::trim)
-            .unwrap_or_default()
-            .trim_end_matches(';')
-            .trim()
-            .to_owned();
+        let bad = |m: &str| view_error(action, m);
+        let query = match input.get("viewQuery") {
+            None => existing
+                .and_then(|e| e.options.get("viewQuery"))
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+            Some(v) => v.as_str().ok_or_else(|| bad("Must be a string."))?,
+        }
+        .trim()
+        .trim_end_matches(';')
+        .trim()
+        .to_owned();
         let upper = query.to_ascii_uppercase();
         if query.is_empty()
             || !(upper.starts_with("SELECT") || upper.starts_with("WITH"))
@@ -2600,14 +2654,23 @@ impl Engine {
                     options: Map::new(),
                 },
             };
-            f.id = format!("{}{}", f.kind, ids::digits(10));
+            f.id = match existing.and_then(|e| e.field(col)) {
+                Some(old) if old.kind == f.kind => old.id.clone(),
+                _ => format!("{}{}", f.kind, ids::digits(10)),
+            };
             f.normalize();
             fields.push(f);
         }
+        // The rest (name, rules) as for any collection; a view's fields are never given.
         let mut def = input.clone();
-        def["type"] = json!("base");
-        def["fields"] = Value::Array(Vec::new());
-        let mut c = self.parse_collection(&def, None)?;
+        if let Value::Object(obj) = &mut def {
+            obj.remove("fields");
+            obj.remove("viewQuery");
+            if existing.is_none() {
+                obj.insert("type".into(), json!("base"));
+            }
+        }
+        let mut c = self.parse_collection(&def, existing)?;
         c.kind = CollectionType::View;
         c.fields = fields;
         c.create_rule = None;
@@ -2616,13 +2679,12 @@ impl Engine {
         c.options
             .insert("viewQuery".into(), Value::String(query.clone()));
         self.validate_rules(&c)?;
-        let ddl = format!("CREATE VIEW {} AS {query}", quote(&c.name));
-        self.insert_collection(&c, "view", ddl)
-            .await
-            .map_err(|_| bad("The view could not be created."))?;
-        self.reload().await?;
-        self.collection(&c.id).await
+        Ok((c, query))
     }
+}
+
+fn view_error(action: &str, text: &str) -> RecordError {
+    RecordError::field(action, "viewQuery", "validation_invalid_view_query", text)
 }
 
 impl Engine {

@@ -1648,7 +1648,68 @@ async fn view_collections_are_read_only_queries(api: Api) {
     }
     let (_, l) = api.su("GET", "/api/collections/posts/records", None).await;
     assert_eq!(l["totalItems"], 3, "no bad query touched the data");
-    let (s, _) = api.su("DELETE", "/api/collections/popular", None).await;
+
+    // Changing the query and the name: the view is replaced, its fields inferred anew, and a
+    // field that keeps its name and type keeps its id.
+    let title_id = v["fields"][1]["id"].clone();
+    let (s, u) = api
+        .su(
+            "PATCH",
+            "/api/collections/popular",
+            Some(json!({
+                "name": "hits",
+                "viewQuery": "SELECT id, title, (views + 100) AS score FROM posts WHERE views >= 3"
+            })),
+        )
+        .await;
+    assert_eq!(s, 200, "{u}");
+    assert_eq!(u["id"], v["id"]);
+    assert_eq!(u["name"], "hits");
+    let names: Vec<&str> = u["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["id", "title", "score"]);
+    assert_eq!(u["fields"][1]["id"], title_id);
+    assert_eq!(u["listRule"], "", "rules are kept");
+    let (s, l) = api
+        .guest("GET", "/api/collections/hits/records", None)
+        .await;
+    assert_eq!(s, 200, "{l}");
+    assert_eq!(l["totalItems"], 1);
+    assert_eq!(l["items"][0]["score"], 103);
+    let (s, _) = api
+        .guest("GET", "/api/collections/popular/records", None)
+        .await;
+    assert_eq!(s, 404, "the old name is gone");
+    // A bad new query, or a rule naming a field the new query drops, changes nothing.
+    let (s, b) = api
+        .su(
+            "PATCH",
+            "/api/collections/hits",
+            Some(json!({"viewQuery": "SELECT title FROM posts"})),
+        )
+        .await;
+    assert_eq!(s, 400, "{b}");
+    assert_eq!(
+        b["data"]["viewQuery"]["code"],
+        "validation_invalid_view_query"
+    );
+    let (s, b) = api
+        .su(
+            "PATCH",
+            "/api/collections/hits",
+            Some(json!({"viewQuery": "SELECT id FROM posts", "listRule": "score > 1"})),
+        )
+        .await;
+    assert_eq!(s, 400, "{b}");
+    let (s, l) = api
+        .guest("GET", "/api/collections/hits/records", None)
+        .await;
+    assert_eq!((s, &l["items"][0]["score"]), (200, &json!(103)), "{l}");
+    let (s, _) = api.su("DELETE", "/api/collections/hits", None).await;
     assert_eq!(s, 204);
     api.app.stop().await;
 }
