@@ -10,6 +10,7 @@ mod error;
 mod health;
 mod ops;
 mod records;
+mod setup;
 mod state;
 
 pub use error::{ApiError, ErrorReport};
@@ -26,6 +27,7 @@ pub fn router(state: AppState) -> Router {
         .merge(records::router())
         .merge(batch::router())
         .merge(backups::router())
+        .merge(setup::router())
         .route("/api/{*rest}", axum::routing::any(not_found))
         .with_state(state)
 }

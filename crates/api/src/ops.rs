@@ -96,7 +96,7 @@ fn metrics_allowed(state: &AppState, peer: Option<SocketAddr>, headers: &HeaderM
 }
 
 /// Compares without an early exit, so timing does not reveal how much of a token matched.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

@@ -369,13 +369,33 @@ async fn create_record(
     Caller(auth): Caller,
     Path(name): Path<String>,
     Query(q): Query<HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
     ctx: RequestContext,
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
     let engine = state.engine().await?;
     let c = collection_context(&engine, &name).await?;
+    // The first superuser, created with the one-time setup token.
+    let mut auth = auth;
+    let mut claim = None;
+    if matches!(auth, Auth::Guest)
+        && c.id == pier_records::SUPERUSERS_ID
+        && let Some(token) = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(|t| t.trim().trim_start_matches("Bearer ").trim())
+            .filter(|t| !t.is_empty())
+    {
+        claim = state.claim_setup_token(&engine, token).await?;
+        if claim.is_some() {
+            auth = crate::setup::SetupClaim::auth();
+        }
+    }
     let req = ctx.info(&engine, auth, body).await;
     let record = engine.create(&c, &req).await?;
+    if let Some(claim) = claim {
+        claim.spend();
+    }
     one(&engine, &c, record, &q, &req).await
 }
 

@@ -25,6 +25,8 @@ struct Inner {
     backups: Backups,
     /// Notified when a restore was scheduled and the process should stop and start again.
     restart: Arc<tokio::sync::Notify>,
+    /// The first-start setup token, while one is offered.
+    setup: crate::setup::SetupSlot,
 }
 
 impl AppState {
@@ -42,6 +44,7 @@ impl AppState {
                 engine: tokio::sync::OnceCell::new(),
                 backups: Backups::new(BackupSettings::from_config(config), metrics.backups()),
                 restart: Arc::new(tokio::sync::Notify::new()),
+                setup: crate::setup::SetupSlot::default(),
                 metrics,
                 readiness,
                 migrations,
@@ -111,6 +114,10 @@ impl AppState {
 
     pub(crate) fn metrics_access(&self) -> &MetricsConfig {
         &self.inner.metrics_access
+    }
+
+    pub(crate) fn setup_slot(&self) -> &crate::setup::SetupSlot {
+        &self.inner.setup
     }
 
     pub(crate) fn production(&self) -> bool {

@@ -1681,6 +1681,23 @@ impl Engine {
         Ok(())
     }
 
+    /// True once any superuser exists (the first-start setup link is offered until then).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn has_superuser(&self) -> Result<bool, RecordError> {
+        let rows = self
+            .store
+            .query("SELECT 1 FROM _superusers LIMIT 1", vec![])
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
+    /// A random secret of `len` URL-safe characters.
+    pub fn new_secret(len: usize) -> String {
+        ids::secret(len)
+    }
+
     /// Creates or updates a superuser (`pier superuser upsert`).
     ///
     /// # Errors

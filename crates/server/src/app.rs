@@ -59,6 +59,8 @@ pub struct Application {
     schedule: Option<(Backups, ScheduleConfig)>,
     /// Stops the server like a signal would (a restore was scheduled through the API).
     restart: Arc<tokio::sync::Notify>,
+    /// In development: the state that offers the first-superuser setup link.
+    setup: Option<AppState>,
 }
 
 impl Application {
@@ -144,6 +146,7 @@ impl Application {
             config.http.request_timeout,
             config.log.requests,
         ));
+        let setup = (!config.is_production()).then(|| state.clone());
         let router = pier_api::router(state)
             .layer(DefaultBodyLimit::max(config.http.body_limit))
             .layer(axum::middleware::from_fn_with_state(observer, observe));
@@ -166,6 +169,7 @@ impl Application {
             migrate_in_background,
             schedule,
             restart,
+            setup,
         })
     }
 
@@ -209,6 +213,7 @@ impl Application {
             migrate_in_background,
             schedule,
             restart,
+            setup,
         } = self;
         let (stop_tx, mut stop_rx) = watch::channel(false);
         let (fatal_tx, mut fatal_rx) = tokio::sync::mpsc::channel::<StorageError>(1);
@@ -263,6 +268,14 @@ impl Application {
 
         let scheme = gateway.as_ref().map_or("http", Gateway::scheme);
         tracing::info!(addr = %addr, "listening on {scheme}://{addr}");
+        if let Some(state) = setup {
+            let readiness = readiness.clone();
+            tokio::spawn(offer_setup_link(
+                state,
+                readiness,
+                format!("{scheme}://{}", shown(addr)),
+            ));
+        }
         let result = match gateway {
             Some(gateway) => {
                 // The gateway drains its connections within the same deadline.
@@ -326,5 +339,31 @@ async fn migrate_with_retry(store: &Store, readiness: &Readiness) -> Result<(), 
                 return Err(e);
             }
         }
+    }
+}
+
+/// The address as a browser should use it: a wildcard bind is reached on the loopback.
+fn shown(addr: SocketAddr) -> SocketAddr {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    SocketAddr::new(ip, addr.port())
+}
+
+/// In development, once the database is migrated: while no superuser exists, prints a one-time
+/// link that creates the first one (as PocketBase does). It goes to the console only, never
+/// into a log file.
+async fn offer_setup_link(state: AppState, readiness: Arc<Readiness>, base: String) {
+    while !readiness.is_migrated() {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    match state.first_superuser_setup_path().await {
+        Ok(Some(path)) => eprintln!(
+            "\n(!) No superuser exists yet. Open this one-time link (valid for 30 minutes) to create the first one:\n    {base}{path}\n    (or run: pier superuser upsert EMAIL PASSWORD)\n"
+        ),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = ?e, "could not check for a superuser"),
     }
 }

@@ -355,3 +355,133 @@ fn pier_gateway_fronts_backends_and_loses_no_request_when_one_is_killed() {
     assert_eq!(gw.signal_and_wait("TERM"), Some(0));
     drop(b1);
 }
+
+/// A blocking JSON request: status and body (`null` when the body is not JSON).
+fn send(
+    method: &str,
+    url: &str,
+    auth: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut req = reqwest::Client::new().request(method.parse().unwrap(), url);
+        if let Some(a) = auth {
+            req = req.header("Authorization", a);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(serde_json::Value::Null))
+    })
+}
+
+#[test]
+fn first_start_in_development_offers_a_one_time_setup_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = pier(dir.path());
+    cmd.args(["serve", "--http", "127.0.0.1:0", "--dir", "data"]);
+    let mut s = Server::start(cmd);
+    let line = s.wait_for("/_/#/pbinstal/", Duration::from_secs(20));
+    let link = line.trim();
+    assert!(link.starts_with(&s.base_url), "{link}");
+    let token = link.rsplit('/').next().unwrap().to_owned();
+    assert!(token.len() >= 32, "{token}");
+    let (status, page) = get(&format!("{}/_/", s.base_url));
+    assert_eq!(status, 200);
+    assert!(page.contains("pbinstal"), "the page handles the link");
+
+    let records = format!("{}/api/collections/_superusers/records", s.base_url);
+    let body = |email: &str, password: &str| serde_json::json!({"email": email, "password": password, "passwordConfirm": password});
+    // Anything but the token is a guest; the token allows nothing but this one creation.
+    let (st, _) = send(
+        "POST",
+        &records,
+        Some("nope"),
+        Some(body("a@example.com", "password123")),
+    );
+    assert_eq!(st, 403);
+    let (st, _) = send("GET", &records, Some(&token), None);
+    assert_eq!(st, 403, "the token lists nothing");
+    let (st, _) = send(
+        "POST",
+        &format!("{}/api/collections", s.base_url),
+        Some(&token),
+        Some(serde_json::json!({"name": "x", "type": "base"})),
+    );
+    assert_eq!(st, 401, "the token creates no collection");
+    // A failed creation (bad input) keeps the token for the next try.
+    let (st, b) = send(
+        "POST",
+        &records,
+        Some(&token),
+        Some(body("a@example.com", "short")),
+    );
+    assert_eq!(st, 400, "{b}");
+    assert_eq!(
+        b["data"]["password"]["code"],
+        "validation_min_text_constraint"
+    );
+    let (st, b) = send(
+        "POST",
+        &records,
+        Some(&format!("Bearer {token}")),
+        Some(body("first@example.com", "password123")),
+    );
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(b["email"], "first@example.com");
+    // Spent: a second superuser cannot be made with it.
+    let (st, _) = send(
+        "POST",
+        &records,
+        Some(&token),
+        Some(body("second@example.com", "password123")),
+    );
+    assert_eq!(st, 403);
+    let (st, auth) = send(
+        "POST",
+        &format!(
+            "{}/api/collections/_superusers/auth-with-password",
+            s.base_url
+        ),
+        None,
+        Some(serde_json::json!({"identity": "first@example.com", "password": "password123"})),
+    );
+    assert_eq!(st, 200, "{auth}");
+    assert_eq!(s.signal_and_wait("TERM"), Some(0));
+    assert!(
+        !s.seen
+            .iter()
+            .any(|l| l.contains("pbinstal") && l.contains("INFO")),
+        "the link is printed, never logged"
+    );
+
+    // Once a superuser exists, no link is offered; nor ever in production.
+    let mut cmd = pier(dir.path());
+    cmd.args(["serve", "--http", "127.0.0.1:0", "--dir", "data"]);
+    let mut again = Server::start(cmd);
+    let (st, _) = get(&format!("{}/readyz", again.base_url));
+    assert_eq!(st, 200);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(again.signal_and_wait("TERM"), Some(0));
+    assert!(
+        !again.seen.iter().any(|l| l.contains("pbinstal")),
+        "{:?}",
+        again.seen
+    );
+    let fresh = tempfile::tempdir().unwrap();
+    let mut cmd = pier(fresh.path());
+    cmd.args(["serve", "--http", "127.0.0.1:0", "--dir", "data"])
+        .env("APP_ENV", "production");
+    let mut prod = Server::start(cmd);
+    let (st, _) = get(&format!("{}/readyz", prod.base_url));
+    assert_eq!(st, 200);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(prod.signal_and_wait("TERM"), Some(0));
+    assert!(!prod.seen.iter().any(|l| l.contains("pbinstal")));
+}
