@@ -20,11 +20,12 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 from urllib.parse import quote
@@ -59,6 +60,7 @@ class Config:
     ready_timeout: int
     keep_logs: bool
     records_seed: int  # records seeded by the records suite
+    wal_seconds: int  # length of the wal suite's insert load, per server
 
 
 def load_config() -> Config:
@@ -74,6 +76,7 @@ def load_config() -> Config:
         ready_timeout=bl.env_int("BENCH_READY_TIMEOUT", 30, 1, 600),
         keep_logs=os.environ.get("BENCH_KEEP_LOGS", "") in ("1", "true", "yes"),
         records_seed=records_seed_count(),
+        wal_seconds=bl.env_int("BENCH_WAL_SECONDS", 60, 1, 3600),
     )
 
 
@@ -426,25 +429,31 @@ def records_prepare(target: bl.Target, srv: bl.Server) -> None:
         raise TargetUnavailable(f"`{shown}` exited with {p.returncode}: {msg[-400:]}")
 
 
+def _setup_failed(step: str, status: int, body: object) -> None:
+    raise TargetUnavailable(f"{step}: HTTP {status} {json.dumps(body)[:300] if not isinstance(body, str) else body[:300]}")
+
+
+def records_create_collection(srv: bl.Server) -> None:
+    """Sign in as the superuser (made by ``records_prepare``) and create the
+    empty `posts` collection (guests may list, view and create)."""
+    identity, password = RECORDS_SUPERUSER
+    st, body = bl.http_json(srv.port, "POST", "/api/collections/_superusers/auth-with-password",
+                            {"identity": identity, "password": password})
+    if st != 200 or not isinstance(body, dict) or not body.get("token"):
+        _setup_failed("superuser auth-with-password", st, body)
+    st, body = bl.http_json(srv.port, "POST", "/api/collections", records_collection_body(),
+                            headers={"Authorization": body["token"]})
+    if st != 200:
+        _setup_failed("creating the posts collection", st, body)
+
+
 def records_setup(srv: bl.Server) -> dict:
     """Superuser token, the `posts` collection, then the seed records (many
     concurrent single POSTs, as pier has no batch endpoint). Returns the
     server's ``info``: a file of ~100 of its record ids for the GET-one load."""
     port, name = srv.port, srv.target.name
-
-    def fail(step: str, status: int, body: object) -> None:
-        raise TargetUnavailable(f"{step}: HTTP {status} {json.dumps(body)[:300] if not isinstance(body, str) else body[:300]}")
-
-    identity, password = RECORDS_SUPERUSER
-    st, body = bl.http_json(port, "POST", "/api/collections/_superusers/auth-with-password",
-                            {"identity": identity, "password": password})
-    if st != 200 or not isinstance(body, dict) or not body.get("token"):
-        fail("superuser auth-with-password", st, body)
-    token = body["token"]
-    st, body = bl.http_json(port, "POST", "/api/collections", records_collection_body(),
-                            headers={"Authorization": token})
-    if st != 200:
-        fail("creating the posts collection", st, body)
+    fail = _setup_failed
+    records_create_collection(srv)
 
     n = records_seed_count()
     bl.log(f"  {name}: seeding {n:,} records ({RECORDS_SEED_WORKERS} concurrent connections)")
@@ -1005,6 +1014,198 @@ def suite_records(ctx: Ctx) -> None:
     if on and "runs" in on and on.get("log_bytes", 0) < sum(r["requests"] for r in on["runs"]) * 10:
         ctx.warn(f"pier wrote only {on.get('log_bytes')} bytes of log during (a): is request logging on?")
     failures = [f for f in ctx.setup_failures if " in records:" in f]
+    if failures:
+        raise RuntimeError("setup failed for: " + "; ".join(failures))
+
+
+# --------------------------------------------------------------------------
+# WAL growth under an insert-only load
+# --------------------------------------------------------------------------
+
+WAL_SAMPLE_INTERVAL_S = 0.5
+WAL_BOUND_BYTES = 64 << 20  # pier's WAL is meant to stay under this, whatever the load
+WAL_DB_FILE = "data.db"  # the main database in the data dir (pier and PocketBase alike)
+WAL_FILE = WAL_DB_FILE + "-wal"  # and its write-ahead log
+WAL_GAUGE = "pier_db_wal_size_bytes"  # pier's /metrics gauge of the same file
+_WAL_GAUGE_RE = re.compile(rf"^{WAL_GAUGE}(?:\{{[^}}]*\}})?\s+([0-9.eE+-]+)\s*$", re.M)
+# Variables that would put pier on PostgreSQL: this suite measures SQLite's WAL.
+_PIER_DB_VARS = ("DATABASE_URL", "DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DB_PASSWORD")
+
+
+def _file_size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
+
+
+def pier_wal_gauge(port: int) -> int | None:
+    """``pier_db_wal_size_bytes`` from pier's /metrics (None: no 200, or no such line)."""
+    try:
+        st, body = bl.http_get(port, "/metrics", timeout=2.0)
+    except Exception:  # noqa: BLE001 - a sample, not a check: missing is None
+        return None
+    m = _WAL_GAUGE_RE.search(body.decode(errors="replace")) if st == 200 else None
+    return int(float(m.group(1))) if m else None
+
+
+def records_total(port: int) -> int | None:
+    """``totalItems`` of the posts collection (None if the list fails)."""
+    st, body = bl.http_json(port, "GET", RECORDS_PATH + "?perPage=1")
+    return body.get("totalItems") if st == 200 and isinstance(body, dict) else None
+
+
+def wal_load(ctx: Ctx, n: str, srv: bl.Server) -> dict:
+    """One insert-only wrk run against ``srv``, sampling its WAL (and pier's
+    gauge) every WAL_SAMPLE_INTERVAL_S."""
+    cfg = ctx.cfg
+    st, body = _records_create_probe(srv, {})
+    if st != 200:
+        ctx.warn(f"{n}: a create answered {st} before the wal load ({str(body)[:200]}): numbers are of an error path")
+    rows0 = records_total(srv.port)
+    wal_path, db_path = srv.data_dir / WAL_FILE, srv.data_dir / WAL_DB_FILE
+    with_gauge = n == PIER
+
+    def sample() -> tuple[int | None, int | None]:
+        return _file_size(wal_path), pier_wal_gauge(srv.port) if with_gauge else None
+
+    bl.log(f"  {n}: {cfg.wal_seconds}s insert load, sampling {WAL_FILE}"
+           f"{' and ' + WAL_GAUGE if with_gauge else ''} every {WAL_SAMPLE_INTERVAL_S}s")
+    with bl.CoreWatch(srv.cpu, srv.pid) as cw, bl.Sampler(sample, WAL_SAMPLE_INTERVAL_S) as sm:
+        res = bl.run_wrk(srv.url(RECORDS_PATH), cpu=cfg.client_cpu, threads=cfg.threads,
+                         connections=cfg.connections, seconds=cfg.wal_seconds, script=LUA_DIR / "post.lua",
+                         timeout_s=RECORDS_WRK_TIMEOUT_S)
+    rows1 = records_total(srv.port)
+    samples = [[t, w, g] for t, (w, g) in sm.samples]
+    wal = [(w, t) for t, w, _ in samples if w is not None]
+    gauge = [g for _, _, g in samples if g is not None]
+    d: dict = {
+        "requests_per_sec": res.requests_per_sec,
+        "requests": res.requests,
+        "errors": res.errors,
+        "latency_p50_ms": res.latency_ms.get("p50"),
+        "latency_p99_ms": res.latency_ms.get("p99"),
+        "server_cpu_pct": cw.server_pct,
+        "core_other_pct": cw.other_pct,
+        "rows_before": rows0,
+        "rows_after": rows1,
+        "rows_inserted": rows1 - rows0 if rows0 is not None and rows1 is not None else None,
+        "wal_max_bytes": max(wal)[0] if wal else None,
+        "wal_max_at_s": max(wal)[1] if wal else None,
+        "wal_final_bytes": samples[-1][1],
+        "wal_gauge_max_bytes": max(gauge) if gauge else None,
+        "wal_gauge_final_bytes": samples[-1][2],
+        "db_bytes": _file_size(db_path),
+        "rss_after_kib": srv.rss_kib(),
+        "wrk": res.to_json(),
+        "samples_t_wal_gauge": samples,
+    }
+    mib = lambda v: "-" if v is None else f"{v / 2**20:.1f}"  # noqa: E731
+    bl.log(f"  {n}: {res.requests_per_sec:,.0f} req/s, {d['rows_inserted']} rows, WAL max {mib(d['wal_max_bytes'])} "
+           f"MiB, final {mib(d['wal_final_bytes'])} MiB, {WAL_DB_FILE} {mib(d['db_bytes'])} MiB"
+           + (f", gauge max {mib(d['wal_gauge_max_bytes'])} MiB" if with_gauge else "")
+           + (f", server {cw.server_pct:.0f}% CPU, core{srv.cpu} other {cw.other_pct:.0f}%"
+              if cw.server_pct is not None else ""))
+    if not wal:
+        ctx.warn(f"{n}: no {WAL_FILE} in its data dir during the wal load (not in WAL mode, or another file name?)")
+    if with_gauge and not gauge:
+        ctx.warn(f"pier: /metrics gave no {WAL_GAUGE} during the wal load (not 200, or no such gauge)")
+    if cw.other_pct is not None and cw.other_pct > 15:
+        ctx.warn(f"{n}: during the wal load, CPU {cfg.server_cpu} was {cw.other_pct:.0f}% busy with something "
+                 "other than the server: its req/s is noisy (another build?)")
+    if res.errors:
+        ctx.warn(f"{n}: {res.errors} wrk errors (non-2xx/3xx or socket) during the wal load")
+    return d
+
+
+@suite("wal", "SQLite WAL growth under an insert-only load (POST, BENCH_WAL_SECONDS, default 60 s) against "
+       "each server in turn, WAL size sampled every 0.5 s", targets=(PIER, POCKETBASE))
+def suite_wal(ctx: Ctx) -> None:
+    cfg = ctx.cfg
+    names = ctx.available([PIER, POCKETBASE])
+    cmd = bl.wrk_argv(f"http://127.0.0.1:PORT{RECORDS_PATH}", threads=cfg.threads, connections=cfg.connections,
+                      seconds=cfg.wal_seconds, script=(LUA_DIR / "post.lua").relative_to(bl.REPO_DIR),
+                      timeout_s=RECORDS_WRK_TIMEOUT_S)
+    data: dict[str, dict] = {}
+    entry: dict = {"wrk_command": cmd, "seconds": cfg.wal_seconds, "sample_interval_s": WAL_SAMPLE_INTERVAL_S,
+                   "wal_file": WAL_FILE, "pier_wal_bound_bytes": WAL_BOUND_BYTES, "collection": records_collection_body(),
+                   "servers": data}
+    ctx.results["wal"] = entry  # filled as it goes: an interrupted run keeps what it has
+    if names:
+        bl.log(f"wal: {', '.join(names)}, started side by side with an empty `{RECORDS_COLLECTION}` collection; "
+               f"then {cfg.wal_seconds}s of creates against each in turn: {' '.join(cmd)}")
+    servers: dict[str, bl.Server] = {}
+    try:
+        for n in names:
+            target = ctx.targets[n]
+            if n == PIER:  # SQLite, whatever the caller's environment says
+                drop = [*_PIER_DB_VARS, *(k for k in os.environ if k.startswith("PIER_DATABASE__"))]
+                target = replace(target, env={**target.env, **{k: None for k in drop}})
+            try:
+                srv, _ = bl.start_server(target, cpu=cfg.server_cpu, log_path=ctx.logs_dir / f"wal-{n}.log",
+                                         ready_timeout=cfg.ready_timeout,
+                                         before_start=lambda s, t=target: records_prepare(t, s))
+                servers[n] = srv
+                records_create_collection(srv)
+                if not (srv.data_dir / WAL_DB_FILE).exists():
+                    raise TargetUnavailable(f"no {WAL_DB_FILE} in its data dir {srv.data_dir} (not on SQLite?)")
+            except TargetUnavailable as e:
+                if n in servers:
+                    servers.pop(n).stop()
+                ctx._left_out("wal", n, e)
+        for n, srv in servers.items():
+            data[n] = wal_load(ctx, n, srv)
+    finally:
+        for srv in servers.values():
+            srv.stop()
+
+    reason = {n: ctx.skip_reason(n, "wal") for n in (PIER, POCKETBASE)}
+    for n in (PIER, POCKETBASE):
+        if n not in data:
+            data[n] = {"skipped": reason[n] or "not measured"}
+
+    def g(n: str, key: str, scale: float = 1.0) -> float | None:
+        v = data[n].get(key)
+        return None if v is None else v * scale
+
+    rows: list[list[str]] = []
+    for label, key, scale, digits, better in (
+        (f"create (POST JSON), req/s (one {cfg.wal_seconds}s run)", "requests_per_sec", 1.0, 0, "higher"),
+        ("    p99 latency ms", "latency_p99_ms", 1.0, 2, "lower"),
+        ("    server CPU % during the load", "server_cpu_pct", 1.0, 0, None),
+        ("rows inserted (totalItems after - before)", "rows_inserted", 1.0, 0, None),
+        (f"{WAL_FILE} max during the load, MiB", "wal_max_bytes", 1 / 2**20, 1, "lower"),
+        (f"{WAL_FILE} at the end of the load, MiB", "wal_final_bytes", 1 / 2**20, 1, "lower"),
+        (f"{WAL_GAUGE} max (/metrics), MiB", "wal_gauge_max_bytes", 1 / 2**20, 1, None),
+        (f"{WAL_DB_FILE} at the end of the load, MiB", "db_bytes", 1 / 2**20, 1, None),
+    ):
+        pier_v, pb_v = g(PIER, key, scale), g(POCKETBASE, key, scale)
+        txt = {n: fmt_num(v, digits) if v is not None else ("-" if "skipped" not in data[n] else "skipped")
+               for n, v in ((PIER, pier_v), (POCKETBASE, pb_v))}
+        if key == "requests_per_sec":
+            txt = {n: t + (" !" if data[n].get("errors") else "") for n, t in txt.items()}
+        if better:
+            rows.append(compare_row(label, pier_v, pb_v, better, txt[PIER], txt[POCKETBASE]))
+        else:
+            rows.append([label, txt[PIER], txt[POCKETBASE], "", ""])
+    wal_max = {n: max((v for v in (data[n].get("wal_max_bytes"), data[n].get("wal_gauge_max_bytes")) if v is not None),
+                      default=None) for n in (PIER, POCKETBASE)}
+    bounded = {n: "-" if wal_max[n] is None else ("yes" if wal_max[n] <= WAL_BOUND_BYTES else "NO")
+               for n in (PIER, POCKETBASE)}
+    rows.append([f"WAL stayed <= {WAL_BOUND_BYTES >> 20} MiB", bounded[PIER], bounded[POCKETBASE], "",
+                 "" if wal_max[PIER] is None else "ok" if wal_max[PIER] <= WAL_BOUND_BYTES else "EXCEEDED"])
+    if wal_max[PIER] is not None:
+        entry["pier_wal_bounded"] = wal_max[PIER] <= WAL_BOUND_BYTES
+    ctx.tables.append((
+        f"WAL growth under an insert-only load (wrk -t{cfg.threads} -c{cfg.connections} -d{cfg.wal_seconds}s "
+        f"--timeout={RECORDS_WRK_TIMEOUT_S}s -s bench/lua/post.lua, one run per server, in turn; {WAL_FILE} sampled "
+        f"every {WAL_SAMPLE_INTERVAL_S}s; server on CPU {cfg.server_cpu}, wrk on CPU {cfg.client_cpu})",
+        ["measure", "pier", "PocketBase", "pier/PB", "verdict for pier"], rows,
+    ))
+    if wal_max[PIER] is not None and wal_max[PIER] > WAL_BOUND_BYTES:
+        ctx.warn(f"pier's WAL reached {wal_max[PIER] / 2**20:.1f} MiB under the insert-only load, over the "
+                 f"{WAL_BOUND_BYTES >> 20} MiB it is meant to stay under (checkpoints not running or not keeping up?)")
+    failures = [f for f in ctx.setup_failures if " in wal:" in f]
     if failures:
         raise RuntimeError("setup failed for: " + "; ".join(failures))
 

@@ -18,6 +18,8 @@ nginx/Caddy, PostgreSQL) can reuse it:
 * ``measure_throughput``: the same wrk command against several running
   servers, interleaved round by round so drift on a noisy machine hits all of
   them alike.
+* ``Sampler``: call a function every N seconds while a load runs (e.g. the
+  size of a file), keeping the samples.
 * ``median``, ``spread_pct``, ``ratio_cells``, ``print_table``: summarising.
 """
 
@@ -757,6 +759,49 @@ def measure_throughput(
             )
             results[name].append(res)
     return results
+
+
+class Sampler:
+    """Calls ``fn()`` every ``interval`` seconds from a background thread while
+    something else runs (e.g. wrk), and keeps ``(seconds since start, fn())``
+    pairs in ``samples``: one at the start, one per tick, one at the end.
+
+        with Sampler(lambda: os.stat(path).st_size, 0.5) as s:
+            run_wrk(...)
+        s.samples
+
+    A call that takes longer than the interval skips the ticks it overran (no
+    burst of catch-up calls). ``fn`` should not raise (return None instead).
+    """
+
+    def __init__(self, fn: Callable[[], object], interval: float = 0.5) -> None:
+        import threading
+
+        self.fn, self.interval = fn, interval
+        self.samples: list[tuple[float, object]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _take(self) -> None:
+        self.samples.append((round(time.perf_counter() - self.t0, 3), self.fn()))
+
+    def _loop(self) -> None:
+        k = 0
+        while True:
+            self._take()
+            k = max(k + 1, int((time.perf_counter() - self.t0) / self.interval) + 1)
+            if self._stop.wait(max(0.0, self.t0 + k * self.interval - time.perf_counter())):
+                return
+
+    def __enter__(self) -> "Sampler":
+        self.t0 = time.perf_counter()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._take()
 
 
 def summarize_wrk(results: Sequence[WrkResult]) -> dict:
