@@ -174,7 +174,7 @@ impl<S> Guarded<S> {
 }
 
 /// The end of a head (after its empty line), if it is all there.
-fn head_end(buf: &[u8]) -> Option<usize> {
+pub(crate) fn head_end(buf: &[u8]) -> Option<usize> {
     let mut i = 0;
     while let Some(p) = memchr(b'\n', &buf[i..]) {
         let at = i + p;
@@ -192,7 +192,7 @@ fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
     hay.iter().position(|b| *b == needle)
 }
 
-enum Verdict {
+pub(crate) enum Verdict {
     Refuse,
     Passthrough,
     NoBody,
@@ -200,7 +200,7 @@ enum Verdict {
     Chunked,
 }
 
-fn judge(head: &[u8]) -> Verdict {
+pub(crate) fn judge(head: &[u8]) -> Verdict {
     if head.starts_with(b"PRI * HTTP/2.0") {
         return Verdict::Passthrough;
     }

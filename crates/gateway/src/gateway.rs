@@ -57,8 +57,8 @@ pub(crate) struct Inner {
     /// `Strict-Transport-Security` for HTTPS responses.
     hsts: Option<HeaderValue>,
     backend: Option<Backend>,
-    metrics: Arc<Metrics>,
-    ids: RequestIds,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) ids: RequestIds,
     started: Instant,
 }
 
@@ -525,6 +525,11 @@ fn host_of(req: &Request<Body>) -> String {
         .and_then(|h| h.to_str().ok())
         .or_else(|| req.uri().authority().map(http::uri::Authority::as_str))
         .unwrap_or("");
+    host_key(raw)
+}
+
+/// A `Host` value as routes match it: lowercase, without the port or a final dot.
+pub(crate) fn host_key(raw: &str) -> String {
     let host = if raw.starts_with('[') {
         raw.split(']').next().map_or(raw, |h| h).to_owned() + "]"
     } else {

@@ -10,6 +10,7 @@
 #![deny(clippy::unwrap_used)]
 
 mod acme;
+mod fast;
 mod framing;
 mod gateway;
 mod h1pool;

@@ -36,6 +36,8 @@ pub(crate) struct Member {
     /// A plain-HTTP member at an IP address is reached directly, over these connections.
     pub(crate) direct: Option<SocketAddr>,
     pub(crate) idle: crate::h1pool::Idle,
+    /// Its idle connections for the fast path.
+    pub(crate) raw: crate::fast::RawIdle,
 }
 
 impl Member {
@@ -53,6 +55,7 @@ impl Member {
         Member {
             direct,
             idle: crate::h1pool::Idle::default(),
+            raw: crate::fast::RawIdle::default(),
             base,
             label,
             in_flight: AtomicU32::new(0),

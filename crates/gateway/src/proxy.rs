@@ -65,7 +65,7 @@ pub(crate) struct Forward<'a> {
 }
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1), removed in both directions.
-const HOP_BY_HOP: [&str; 8] = [
+pub(crate) const HOP_BY_HOP: [&str; 8] = [
     "connection",
     "keep-alive",
     "proxy-connection",

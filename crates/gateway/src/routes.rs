@@ -160,6 +160,14 @@ pub(crate) struct Table {
 }
 
 impl Table {
+    /// True when some route goes to a pool of plain-HTTP members at IP addresses: what the
+    /// fast path serves.
+    pub(crate) fn has_direct_pool(&self) -> bool {
+        self.pools
+            .iter()
+            .any(|p| p.members().iter().any(|m| m.direct.is_some()))
+    }
+
     /// Compiles the table. Pools whose name and members are unchanged are taken over from
     /// `previous`, with their health state.
     pub(crate) fn build(

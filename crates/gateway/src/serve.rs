@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -80,6 +81,8 @@ impl Gateway {
             .timer(TokioTimer::new())
             .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX));
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        // Connections on the fast path, which the graceful watcher does not see.
+        let fast_open = Arc::new(AtomicUsize::new(0));
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -95,6 +98,10 @@ impl Gateway {
                     };
                     let _ = stream.set_nodelay(true);
                     let gw = self.clone();
+                    let fast_gw = self.clone();
+                    let fast_path = self.inner.table.load().has_direct_pool();
+                    let fast_open = fast_open.clone();
+                    let stop = stop_rx.clone();
                     let builder = builder.clone();
                     let watcher = graceful.watcher();
                     let tls = self.inner.tls.clone();
@@ -116,7 +123,19 @@ impl Gateway {
                         };
                         let result = match tls {
                             None => {
-                                let io = TokioIo::new(Guarded::new(stream, head_timeout));
+                                // Plain HTTP/1.1 proxy requests first take the fast path; the
+                                // general one takes over with whatever it read.
+                                let mut stream = stream;
+                                let prefix = if fast_path {
+                                    let _open = FastOpen::new(&fast_open);
+                                    match crate::fast::serve(&fast_gw, &mut stream, peer, stop).await {
+                                        crate::fast::Next::Closed => return,
+                                        crate::fast::Next::General(b) => b.freeze(),
+                                    }
+                                } else {
+                                    bytes::Bytes::new()
+                                };
+                                let io = TokioIo::new(Guarded::new(crate::fast::Rewind::new(prefix, stream), head_timeout));
                                 let conn = builder.serve_connection_with_upgrades(io, service(false));
                                 watcher.watch(conn.into_owned()).await
                             }
@@ -149,8 +168,13 @@ impl Gateway {
         drop(listener);
         let _ = stop_tx.send(true);
         let deadline = self.inner.settings.load().shutdown_timeout;
+        let fast_drained = async {
+            while fast_open.load(Ordering::Relaxed) > 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
         tokio::select! {
-            () = graceful.shutdown() => {}
+            ((), ()) = async { tokio::join!(graceful.shutdown(), fast_drained) } => {}
             () = tokio::time::sleep(deadline) => {
                 tracing::warn!(timeout_seconds = deadline.as_secs(), "open connections did not finish within the shutdown deadline");
             }
@@ -310,4 +334,20 @@ fn https_location(
 /// The address a listener is bound to, for logs.
 pub fn describe(addr: SocketAddr) -> String {
     format!("http://{addr}")
+}
+
+/// Counts a connection on the fast path while it lives.
+struct FastOpen(Arc<AtomicUsize>);
+
+impl FastOpen {
+    fn new(count: &Arc<AtomicUsize>) -> FastOpen {
+        count.fetch_add(1, Ordering::Relaxed);
+        FastOpen(count.clone())
+    }
+}
+
+impl Drop for FastOpen {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
