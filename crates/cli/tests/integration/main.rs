@@ -5,6 +5,7 @@
 mod api;
 mod backup;
 mod cli;
+mod hardening;
 mod helpers;
 mod process;
 mod records;
