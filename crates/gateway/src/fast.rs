@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, BytesMut};
 use pier_ops::access_log;
 use pier_ops::request_id;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
@@ -87,12 +87,15 @@ impl RawIdle {
 }
 
 /// Serves requests on `stream` while they take the fast path.
-pub(crate) async fn serve(
+pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     gw: &Gateway,
-    stream: &mut TcpStream,
+    stream: &mut S,
     peer: SocketAddr,
+    tls: bool,
     mut stop: watch::Receiver<bool>,
 ) -> Next {
+    // HTTPS answers carry HSTS, as on the general path.
+    let hsts = if tls { gw.inner.hsts.clone() } else { None };
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut out: Vec<u8> = Vec::with_capacity(4096);
     let mut up_buf = BytesMut::with_capacity(READ_CHUNK);
@@ -154,7 +157,7 @@ pub(crate) async fn serve(
             }
         };
         out.clear();
-        req.write_upstream_head(&mut out, matched.path.as_ref(), query, peer.ip(), id);
+        req.write_upstream_head(&mut out, matched.path.as_ref(), query, peer.ip(), tls, id);
         let sent = exchange(
             pool,
             &out,
@@ -167,7 +170,7 @@ pub(crate) async fn serve(
         let (status, bytes, keep) = match sent {
             Ok(mut res) => {
                 out.clear();
-                res.write_client_head(&mut out, id, req.close);
+                res.write_client_head(&mut out, id, req.close, hsts.as_ref());
                 let status = res.status;
                 match relay(stream, &mut out, &mut up_buf, &mut res).await {
                     Ok(bytes) => (status, bytes, !req.close && !res.close_client),
@@ -177,6 +180,9 @@ pub(crate) async fn serve(
             Err(failure) => {
                 out.clear();
                 write_error(&mut out, failure.status, failure.message, id, req.close);
+                if let Some(v) = &hsts {
+                    insert_before_blank_line(&mut out, b"strict-transport-security", v.as_bytes());
+                }
                 let ok = stream.write_all(&out).await.is_ok();
                 (failure.status, 0, ok && !req.close)
             }
@@ -212,8 +218,8 @@ enum Head {
 }
 
 /// Reads until `buf` holds a whole head.
-async fn read_head(
-    stream: &mut TcpStream,
+async fn read_head<S: AsyncRead + Unpin>(
+    stream: &mut S,
     buf: &mut BytesMut,
     timeout: Duration,
     max: usize,
@@ -343,8 +349,10 @@ impl<'a> Plain<'a> {
         path: &str,
         query: Option<&str>,
         ip: IpAddr,
+        tls: bool,
         id: &[u8],
     ) {
+        let proto: &[u8] = if tls { b"https" } else { b"http" };
         out.extend_from_slice(self.method.as_bytes());
         out.push(b' ');
         out.extend_from_slice(path.as_bytes());
@@ -368,7 +376,7 @@ impl<'a> Plain<'a> {
         header_line(out, b"host", self.host.as_bytes());
         let ip_text = ip.to_string();
         header_line(out, b"x-forwarded-for", ip_text.as_bytes());
-        header_line(out, b"x-forwarded-proto", b"http");
+        header_line(out, b"x-forwarded-proto", proto);
         header_line(out, b"x-forwarded-host", self.host.as_bytes());
         out.extend_from_slice(b"forwarded: for=");
         match ip {
@@ -379,7 +387,8 @@ impl<'a> Plain<'a> {
                 out.extend_from_slice(b"]\"");
             }
         }
-        out.extend_from_slice(b";proto=http");
+        out.extend_from_slice(b";proto=");
+        out.extend_from_slice(proto);
         if !self.host.is_empty() && self.host.bytes().all(|c| c.is_ascii_graphic() && c != b'"') {
             out.extend_from_slice(b";host=\"");
             out.extend_from_slice(self.host.as_bytes());
@@ -431,7 +440,13 @@ struct Upstream {
 impl Upstream {
     /// The client's response head: the upstream's status and headers less hop-by-hop ones,
     /// the request id, and the security headers where the upstream did not send them.
-    fn write_client_head(&mut self, out: &mut Vec<u8>, id: &[u8], close: bool) {
+    fn write_client_head(
+        &mut self,
+        out: &mut Vec<u8>,
+        id: &[u8],
+        close: bool,
+        hsts: Option<&http::HeaderValue>,
+    ) {
         let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut res = httparse::Response::new(&mut slots);
         // Parsed before: this cannot fail now.
@@ -482,6 +497,14 @@ impl Upstream {
             }
         }
         header_line(out, b"x-request-id", id);
+        if let Some(v) = hsts
+            && !res
+                .headers
+                .iter()
+                .any(|h| h.name.eq_ignore_ascii_case("strict-transport-security"))
+        {
+            header_line(out, b"strict-transport-security", v.as_bytes());
+        }
         if close || self.close_client {
             out.extend_from_slice(b"connection: close\r\n");
         }
@@ -725,8 +748,8 @@ fn response_framing(head: &[u8], head_request: bool) -> Option<(u16, Framing, bo
 
 /// Writes `out` (the client head) and the body to the client. Ok with the body's size when
 /// both ends are still usable; Err with the bytes sent when either failed.
-async fn relay(
-    client: &mut TcpStream,
+async fn relay<S: AsyncWrite + Unpin>(
+    client: &mut S,
     out: &mut Vec<u8>,
     up_buf: &mut BytesMut,
     res: &mut Upstream,
@@ -897,6 +920,16 @@ impl ChunkTracker {
     }
 }
 
+/// Adds a header to a whole response in `out` (a head, its empty line, a body).
+fn insert_before_blank_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    if let Some(end) = framing::head_end(out) {
+        let mut line = Vec::with_capacity(name.len() + value.len() + 4);
+        header_line(&mut line, name, value);
+        let at = end - 2;
+        out.splice(at..at, line);
+    }
+}
+
 /// PocketBase's JSON error, as a whole response.
 fn write_error(out: &mut Vec<u8>, status: u16, message: &str, id: &[u8], close: bool) {
     let body = format!(
@@ -1029,6 +1062,7 @@ mod tests {
             "/api/x",
             Some("y=1"),
             "10.0.0.1".parse().unwrap(),
+            false,
             b"abc",
         );
         let text = String::from_utf8(out).unwrap();

@@ -55,7 +55,7 @@ pub(crate) struct Inner {
     pub(crate) client: Client,
     pub(crate) tls: Option<Arc<crate::tls::Tls>>,
     /// `Strict-Transport-Security` for HTTPS responses.
-    hsts: Option<HeaderValue>,
+    pub(crate) hsts: Option<HeaderValue>,
     backend: Option<Backend>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) ids: RequestIds,

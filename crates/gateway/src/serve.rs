@@ -128,7 +128,7 @@ impl Gateway {
                                 let mut stream = stream;
                                 let prefix = if fast_path {
                                     let _open = FastOpen::new(&fast_open);
-                                    match crate::fast::serve(&fast_gw, &mut stream, peer, stop).await {
+                                    match crate::fast::serve(&fast_gw, &mut stream, peer, false, stop).await {
                                         crate::fast::Next::Closed => return,
                                         crate::fast::Next::General(b) => b.freeze(),
                                     }
@@ -152,7 +152,19 @@ impl Gateway {
                                         return;
                                     }
                                 };
-                                let io = TokioIo::new(Guarded::new(stream, head_timeout));
+                                // HTTP/1.1 over TLS takes the fast path too; HTTP/2 does not.
+                                let mut stream = stream;
+                                let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+                                let prefix = if fast_path && !h2 {
+                                    let _open = FastOpen::new(&fast_open);
+                                    match crate::fast::serve(&fast_gw, &mut stream, peer, true, stop).await {
+                                        crate::fast::Next::Closed => return,
+                                        crate::fast::Next::General(b) => b.freeze(),
+                                    }
+                                } else {
+                                    bytes::Bytes::new()
+                                };
+                                let io = TokioIo::new(Guarded::new(crate::fast::Rewind::new(prefix, stream), head_timeout));
                                 let conn = builder.serve_connection_with_upgrades(io, service(true));
                                 watcher.watch(conn.into_owned()).await
                             }

@@ -210,6 +210,17 @@ async fn certificates_are_chosen_by_name_and_replaced_without_a_restart() {
             .contains("strict-transport-security: max-age=63072000\r\n"),
         "{text}"
     );
+    // So do proxied answers, errors included (no upstream listens here).
+    let (_, _, text) = fetch(f.addr, "b.test", roots(&b_cert), &[], "/api/x")
+        .await
+        .unwrap();
+    assert!(text.starts_with("HTTP/1.1 502"), "{text}");
+    assert!(text.contains("\"status\":502"), "{text}");
+    assert!(
+        text.to_lowercase()
+            .contains("strict-transport-security: max-age=63072000\r\n"),
+        "{text}"
+    );
     let (_, leaf_a, _) = fetch(f.addr, "a.test", roots(&a_cert), &[], "/")
         .await
         .unwrap();
