@@ -721,12 +721,23 @@ impl Engine {
             ddl.push_str(idx);
             ddl.push_str(";\n");
         }
-        let data = serde_json::to_string(&new).unwrap_or_default();
+        self.store_definition(&new, ddl).await?;
+        self.reload().await?;
+        self.collection(&new.id).await
+    }
+
+    /// Runs `ddl` and stores `c`'s changed definition, in one transaction.
+    async fn store_definition(
+        &self,
+        c: &Collection,
+        ddl: String,
+    ) -> Result<(), pier_storage::StorageError> {
+        let data = serde_json::to_string(c).unwrap_or_default();
         let params: Vec<Db> = vec![
-            new.id.clone().into(),
-            new.name.clone().into(),
+            c.id.clone().into(),
+            c.name.clone().into(),
             data.into(),
-            new.updated.clone().into(),
+            c.updated.clone().into(),
         ];
         self.store
             .write(move |tx| {
@@ -742,9 +753,7 @@ impl Engine {
                     .map(|_| ())
                 })
             })
-            .await?;
-        self.reload().await?;
-        self.collection(&new.id).await
+            .await
     }
 
     /// Drops a collection and its table. System collections and collections that others refer
@@ -2562,32 +2571,12 @@ impl Engine {
             quote(&old.name),
             quote(&c.name)
         );
-        let data = serde_json::to_string(&c).unwrap_or_default();
-        let params: Vec<Db> = vec![
-            c.id.clone().into(),
-            c.name.clone().into(),
-            data.into(),
-            c.updated.clone().into(),
-        ];
-        self.store
-            .write(move |tx| {
-                Box::pin(async move {
-                    tx.execute_script(&ddl).await?;
-                    tx.execute(
-                        "UPDATE _collections SET name = $2, data = $3, updated = $4 WHERE id = $1",
-                        &params,
-                    )
-                    .await
-                    .map(|_| ())
-                })
-            })
-            .await
-            .map_err(|_| {
-                view_error(
-                    "Failed to update collection.",
-                    "The view could not be replaced (does another view depend on it?).",
-                )
-            })?;
+        self.store_definition(&c, ddl).await.map_err(|_| {
+            view_error(
+                "Failed to update collection.",
+                "The view could not be replaced (does another view depend on it?).",
+            )
+        })?;
         self.reload().await?;
         self.collection(&c.id).await
     }
