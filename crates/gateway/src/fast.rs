@@ -12,7 +12,7 @@
 //! less work for the common case.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
@@ -34,8 +34,6 @@ use crate::routes::Target;
 const MAX_HEADERS: usize = 96;
 /// An upstream response head larger than this is refused (502).
 const UPSTREAM_HEAD_MAX: usize = 64 * 1024;
-/// Idle upstream connections kept per member at most.
-const MAX_IDLE: usize = 512;
 /// Attempts per request at most (each on another member), as on the general path.
 const MAX_ATTEMPTS: usize = 3;
 /// Bytes asked of a socket per read.
@@ -50,41 +48,7 @@ pub(crate) enum Next {
 }
 
 /// A member's idle upstream connections for the fast path.
-#[derive(Default)]
-pub(crate) struct RawIdle(Mutex<Vec<(Instant, TcpStream)>>);
-
-impl std::fmt::Debug for RawIdle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RawIdle").finish_non_exhaustive()
-    }
-}
-
-impl RawIdle {
-    fn pop(&self, max_idle: Duration) -> Option<TcpStream> {
-        let mut idle = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let stale = idle
-            .iter()
-            .take_while(|(at, _)| at.elapsed() > max_idle)
-            .count();
-        if stale > 0 {
-            idle.drain(..stale);
-        }
-        idle.pop().map(|(_, s)| s)
-    }
-
-    fn put(&self, s: TcpStream) {
-        let mut idle = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if idle.len() < MAX_IDLE {
-            idle.push((Instant::now(), s));
-        }
-    }
-}
+pub(crate) type RawIdle = crate::h1pool::IdleList<TcpStream>;
 
 /// Serves requests on `stream` while they take the fast path.
 pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
@@ -99,6 +63,7 @@ pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut out: Vec<u8> = Vec::with_capacity(4096);
     let mut up_buf = BytesMut::with_capacity(READ_CHUNK);
+    let ip_text = peer.ip().to_string();
     loop {
         if *stop.borrow() && buf.is_empty() {
             return Next::Closed;
@@ -157,7 +122,14 @@ pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             }
         };
         out.clear();
-        req.write_upstream_head(&mut out, matched.path.as_ref(), query, peer.ip(), tls, id);
+        req.write_upstream_head(
+            &mut out,
+            matched.path.as_ref(),
+            query,
+            (peer.ip(), &ip_text),
+            tls,
+            id,
+        );
         let sent = exchange(
             pool,
             &out,
@@ -348,7 +320,7 @@ impl<'a> Plain<'a> {
         out: &mut Vec<u8>,
         path: &str,
         query: Option<&str>,
-        ip: IpAddr,
+        (ip, ip_text): (IpAddr, &str),
         tls: bool,
         id: &[u8],
     ) {
@@ -374,7 +346,6 @@ impl<'a> Plain<'a> {
             header_line(out, name.as_bytes(), value);
         }
         header_line(out, b"host", self.host.as_bytes());
-        let ip_text = ip.to_string();
         header_line(out, b"x-forwarded-for", ip_text.as_bytes());
         header_line(out, b"x-forwarded-proto", proto);
         header_line(out, b"x-forwarded-host", self.host.as_bytes());
@@ -821,7 +792,7 @@ async fn relay<S: AsyncWrite + Unpin>(
         up_buf.advance(take);
     }
     if res.reusable && up_buf.is_empty() {
-        res.slot.member().raw.put(conn);
+        res.slot.member().raw.push(conn);
     }
     Ok(sent)
 }
@@ -1061,7 +1032,7 @@ mod tests {
             &mut out,
             "/api/x",
             Some("y=1"),
-            "10.0.0.1".parse().unwrap(),
+            ("10.0.0.1".parse().unwrap(), "10.0.0.1"),
             false,
             b"abc",
         );

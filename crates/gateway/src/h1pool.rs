@@ -15,20 +15,25 @@ use hyper_util::rt::TokioIo;
 /// Idle connections kept per member at most.
 const MAX_IDLE: usize = 512;
 
-/// A member's idle connections.
-#[derive(Default)]
-pub(crate) struct Idle(Mutex<Vec<(Instant, SendRequest<Body>)>>);
+/// A member's idle connections, most recently used last.
+pub(crate) struct IdleList<T>(Mutex<Vec<(Instant, T)>>);
 
-impl std::fmt::Debug for Idle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Idle").finish_non_exhaustive()
+impl<T> Default for IdleList<T> {
+    fn default() -> IdleList<T> {
+        IdleList(Mutex::new(Vec::new()))
     }
 }
 
-impl Idle {
+impl<T> std::fmt::Debug for IdleList<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdleList").finish_non_exhaustive()
+    }
+}
+
+impl<T> IdleList<T> {
     /// The most recently used connection not idle for longer than `max_idle`; older ones
     /// are closed.
-    fn pop(&self, max_idle: Duration) -> Option<SendRequest<Body>> {
+    pub(crate) fn pop(&self, max_idle: Duration) -> Option<T> {
         let mut idle = self
             .0
             .lock()
@@ -44,17 +49,26 @@ impl Idle {
         idle.pop().map(|(_, s)| s)
     }
 
-    /// Returns a connection whose last response is complete.
-    pub(crate) fn put(&self, s: SendRequest<Body>) {
-        if s.is_closed() {
-            return;
-        }
+    /// Keeps a connection whose last response is complete (up to a limit).
+    pub(crate) fn push(&self, s: T) {
         let mut idle = self
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if idle.len() < MAX_IDLE {
             idle.push((Instant::now(), s));
+        }
+    }
+}
+
+/// hyper's client connections to a member.
+pub(crate) type Idle = IdleList<SendRequest<Body>>;
+
+impl IdleList<SendRequest<Body>> {
+    /// Returns a connection whose last response is complete, unless it has closed.
+    pub(crate) fn put(&self, s: SendRequest<Body>) {
+        if !s.is_closed() {
+            self.push(s);
         }
     }
 }
