@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
-use pier_testkit::{Engine, TestApp, spawn_app_with};
 use serde_json::{Value, json};
 
 use crate::helpers::{Server, get, pier, run};
+use crate::records::{Api, on_both_engines};
 
 /// The timing test and the crash tests load the two cores hard; they take turns.
 static HEAVY: Mutex<()> = Mutex::new(());
@@ -192,57 +192,7 @@ fn an_unknown_identity_costs_about_as_much_as_a_wrong_password() {
 const USERS_ID: &str = "_pb_users_auth_";
 const MEMBERS_RULE: &str = "@request.auth.id != \"\"";
 
-struct Api {
-    app: TestApp,
-    su: String,
-}
-
 impl Api {
-    async fn start(engine: Engine) -> Api {
-        let app = spawn_app_with(engine, Vec::new()).await;
-        let records = pier_records::Engine::new(app.store.clone()).await.unwrap();
-        records
-            .upsert_superuser("admin@example.com", "AdminPass123!")
-            .await
-            .unwrap();
-        let mut api = Api {
-            app,
-            su: String::new(),
-        };
-        let (s, b) = api
-            .call(
-                "POST",
-                "/api/collections/_superusers/auth-with-password",
-                Some(json!({"identity": "admin@example.com", "password": "AdminPass123!"})),
-                None,
-            )
-            .await;
-        assert_eq!(s, 200, "{b}");
-        api.su = b["token"].as_str().unwrap().to_owned();
-        api
-    }
-
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<Value>,
-        token: Option<&str>,
-    ) -> (u16, Value) {
-        call_json(
-            &self.app.client,
-            method,
-            &self.app.url(path),
-            body.as_ref(),
-            token,
-        )
-        .await
-    }
-
-    async fn su(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        self.call(method, path, body, Some(&self.su)).await
-    }
-
     /// Signs a user up in `collection` (as a superuser, so `id` may be chosen) and returns its id.
     async fn user(
         &self,
@@ -333,19 +283,6 @@ impl Api {
         assert_eq!(s, 200, "{l}");
         (view, l["totalItems"].as_i64().unwrap())
     }
-}
-
-macro_rules! on_both_engines {
-    ($($name:ident),* $(,)?) => {
-        mod on_sqlite { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Api::start(pier_testkit::Engine::Sqlite).await).await }
-        )* }
-        mod on_postgres { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Api::start(pier_testkit::Engine::Postgres).await).await }
-        )* }
-    };
 }
 
 on_both_engines!(

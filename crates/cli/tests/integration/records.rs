@@ -3,13 +3,14 @@
 use pier_testkit::{Engine, TestApp, spawn_app_with};
 use serde_json::{Value, json};
 
-struct Api {
-    app: TestApp,
-    token: String,
+/// A test app with a signed-in superuser (`token`); other test files add their own helpers.
+pub(crate) struct Api {
+    pub(crate) app: TestApp,
+    pub(crate) token: String,
 }
 
 impl Api {
-    async fn start(engine: Engine) -> Api {
+    pub(crate) async fn start(engine: Engine) -> Api {
         let app = spawn_app_with(engine, Vec::new()).await;
         let records = pier_records::Engine::new(app.store.clone()).await.unwrap();
         records
@@ -32,7 +33,7 @@ impl Api {
         Api { app, token }
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: &str,
         path: &str,
@@ -53,12 +54,17 @@ impl Api {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
-    async fn su(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(crate) async fn su(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let t = self.token.clone();
         self.call(method, path, body, Some(&t)).await
     }
 
-    async fn guest(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(crate) async fn guest(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         self.call(method, path, body, None).await
     }
 
@@ -97,6 +103,7 @@ macro_rules! on_both_engines {
         )* }
     };
 }
+pub(crate) use on_both_engines;
 
 on_both_engines!(
     collections_are_for_superusers_only,
