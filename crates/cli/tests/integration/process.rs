@@ -485,3 +485,66 @@ fn first_start_in_development_offers_a_one_time_setup_link() {
     assert_eq!(prod.signal_and_wait("TERM"), Some(0));
     assert!(!prod.seen.iter().any(|l| l.contains("pbinstal")));
 }
+
+#[test]
+fn on_a_single_cpu_pier_serves_everything() {
+    // `taskset -c 0`: one CPU, so pier runs its current-thread runtime.
+    let dir = tempfile::tempdir().unwrap();
+    let made = run(pier(dir.path()).args([
+        "superuser",
+        "upsert",
+        "one@example.com",
+        "password123",
+        "--dir",
+        "data",
+    ]));
+    assert_eq!(made.code, Some(0), "{}", made.stderr);
+    let mut cmd = std::process::Command::new("taskset");
+    cmd.current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .args(["-c", "0", env!("CARGO_BIN_EXE_pier")])
+        .args(["serve", "--http", "127.0.0.1:0", "--dir", "data"]);
+    let mut s = Server::start(cmd);
+    let (st, _) = get(&format!("{}/readyz", s.base_url));
+    assert_eq!(st, 200);
+    // A sign-in hashes a password and a create writes to SQLite: both finish on one thread.
+    let (st, auth) = send(
+        "POST",
+        &format!(
+            "{}/api/collections/_superusers/auth-with-password",
+            s.base_url
+        ),
+        None,
+        Some(serde_json::json!({"identity": "one@example.com", "password": "password123"})),
+    );
+    assert_eq!(st, 200, "{auth}");
+    let token = auth["token"].as_str().unwrap().to_owned();
+    let (st, c) = send(
+        "POST",
+        &format!("{}/api/collections", s.base_url),
+        Some(&token),
+        Some(
+            serde_json::json!({"name": "notes", "createRule": "", "listRule": "",
+            "fields": [{"name": "body", "type": "text"}]}),
+        ),
+    );
+    assert_eq!(st, 200, "{c}");
+    for i in 0..20 {
+        let (st, r) = send(
+            "POST",
+            &format!("{}/api/collections/notes/records", s.base_url),
+            None,
+            Some(serde_json::json!({"body": format!("note {i}")})),
+        );
+        assert_eq!(st, 200, "{r}");
+    }
+    let (st, l) = send(
+        "GET",
+        &format!("{}/api/collections/notes/records", s.base_url),
+        None,
+        None,
+    );
+    assert_eq!((st, l["totalItems"].as_i64()), (200, Some(20)), "{l}");
+    assert_eq!(s.signal_and_wait("TERM"), Some(0));
+}
