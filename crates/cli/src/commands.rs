@@ -179,17 +179,8 @@ fn data_flags(data: &DataArgs) -> Vec<Flag> {
     flags
 }
 
-/// The async runtime: one worker per CPU this process may use. With a single CPU (a container
-/// limited to one, or `taskset`), a current-thread runtime does the same work without the
-/// multi-threaded scheduler's synchronisation.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    let mut builder = if cpus == 1 {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-    };
-    builder
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("pier-worker")
         .build()

@@ -488,7 +488,7 @@ fn first_start_in_development_offers_a_one_time_setup_link() {
 
 #[test]
 fn on_a_single_cpu_pier_serves_everything() {
-    // `taskset -c 0`: one CPU, so pier runs its current-thread runtime.
+    // `taskset -c 0`: one CPU, so one runtime worker does everything.
     let dir = tempfile::tempdir().unwrap();
     let made = run(pier(dir.path()).args([
         "superuser",
