@@ -449,7 +449,11 @@ impl Upstream {
             let name = h.name;
             let keep_framing =
                 name.eq_ignore_ascii_case("transfer-encoding") && self.framing == Framing::Chunked;
+            // A chunked body's length is its framing's, not a header's (RFC 9112 §6.3).
+            let stale_length =
+                name.eq_ignore_ascii_case("content-length") && self.framing == Framing::Chunked;
             if (is_hop_by_hop(name) && !keep_framing)
+                || stale_length
                 || named.iter().any(|n| n.eq_ignore_ascii_case(name))
                 || name.eq_ignore_ascii_case("x-request-id")
             {
@@ -1063,6 +1067,78 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    fn answer(head: &[u8], framing: Framing) -> Upstream {
+        let pool = Pool::new(
+            "t".into(),
+            &["http://127.0.0.1:1".parse().unwrap()],
+            crate::pool::PoolSettings {
+                balance: pier_config::Balance::RoundRobin,
+                health: None,
+                eject_after: 5,
+                eject_for: Duration::from_secs(1),
+                idle_timeout: Duration::from_secs(1),
+            },
+        );
+        let (status, _, _) = response_framing(head, false).unwrap();
+        Upstream {
+            status,
+            head: BytesMut::from(head),
+            framing,
+            conn: None,
+            reusable: false,
+            close_client: framing == Framing::Close,
+            slot: pool.pick(&[]).unwrap(),
+        }
+    }
+
+    #[test]
+    fn client_heads_lose_hop_by_hop_headers_and_gain_the_security_ones() {
+        let head = b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\nTransfer-Encoding: chunked\r\nConnection: x-private\r\nX-Private: 1\r\nKeep-Alive: timeout=5\r\nX-Frame-Options: DENY\r\nX-Request-Id: upstream\r\n\r\n";
+        let mut out = Vec::new();
+        let hsts = http::HeaderValue::from_static("max-age=60");
+        answer(head, Framing::Chunked).write_client_head(&mut out, b"mine", false, Some(&hsts));
+        let text = String::from_utf8(out).unwrap().to_ascii_lowercase();
+        assert!(text.starts_with("http/1.1 200 ok\r\n"), "{text}");
+        assert!(text.contains("transfer-encoding: chunked\r\n"), "{text}");
+        assert!(
+            !text.contains("content-length"),
+            "a chunked body's length goes: {text}"
+        );
+        assert!(
+            !text.contains("x-private") && !text.contains("keep-alive"),
+            "{text}"
+        );
+        assert!(!text.contains("connection"), "{text}");
+        assert_eq!(
+            text.matches("x-frame-options").count(),
+            1,
+            "the upstream's kept: {text}"
+        );
+        assert!(text.contains("x-frame-options: deny\r\n"), "{text}");
+        assert!(
+            text.contains("x-content-type-options: nosniff\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("x-request-id: mine\r\n") && !text.contains("upstream"),
+            "{text}"
+        );
+        assert!(
+            text.contains("strict-transport-security: max-age=60\r\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("\r\n\r\n"), "{text}");
+
+        let mut out = Vec::new();
+        answer(b"HTTP/1.1 200 OK\r\n\r\n", Framing::Close)
+            .write_client_head(&mut out, b"i", false, None);
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("connection: close\r\n"),
+            "ends with the connection: {text}"
+        );
     }
 
     #[test]
