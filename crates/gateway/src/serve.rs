@@ -126,14 +126,8 @@ impl Gateway {
                                 // Plain HTTP/1.1 proxy requests first take the fast path; the
                                 // general one takes over with whatever it read.
                                 let mut stream = stream;
-                                let prefix = if fast_path {
-                                    let _open = FastOpen::new(&fast_open);
-                                    match crate::fast::serve(&fast_gw, &mut stream, peer, false, stop).await {
-                                        crate::fast::Next::Closed => return,
-                                        crate::fast::Next::General(b) => b.freeze(),
-                                    }
-                                } else {
-                                    bytes::Bytes::new()
+                                let Some(prefix) = fast_first(&fast_gw, &mut stream, peer, false, fast_path.then_some((stop, &fast_open))).await else {
+                                    return;
                                 };
                                 let io = TokioIo::new(Guarded::new(crate::fast::Rewind::new(prefix, stream), head_timeout));
                                 let conn = builder.serve_connection_with_upgrades(io, service(false));
@@ -155,14 +149,8 @@ impl Gateway {
                                 // HTTP/1.1 over TLS takes the fast path too; HTTP/2 does not.
                                 let mut stream = stream;
                                 let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
-                                let prefix = if fast_path && !h2 {
-                                    let _open = FastOpen::new(&fast_open);
-                                    match crate::fast::serve(&fast_gw, &mut stream, peer, true, stop).await {
-                                        crate::fast::Next::Closed => return,
-                                        crate::fast::Next::General(b) => b.freeze(),
-                                    }
-                                } else {
-                                    bytes::Bytes::new()
+                                let Some(prefix) = fast_first(&fast_gw, &mut stream, peer, true, (fast_path && !h2).then_some((stop, &fast_open))).await else {
+                                    return;
                                 };
                                 let io = TokioIo::new(Guarded::new(crate::fast::Rewind::new(prefix, stream), head_timeout));
                                 let conn = builder.serve_connection_with_upgrades(io, service(true));
@@ -346,6 +334,26 @@ fn https_location(
 /// The address a listener is bound to, for logs.
 pub fn describe(addr: SocketAddr) -> String {
     format!("http://{addr}")
+}
+
+/// Serves `stream` on the fast path while it may (`fast`: its stop signal and the count of
+/// fast-path connections). `None` when the connection is done; else what the general path
+/// starts with.
+async fn fast_first<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    gw: &Gateway,
+    stream: &mut S,
+    peer: SocketAddr,
+    tls: bool,
+    fast: Option<(watch::Receiver<bool>, &Arc<AtomicUsize>)>,
+) -> Option<bytes::Bytes> {
+    let Some((stop, open)) = fast else {
+        return Some(bytes::Bytes::new());
+    };
+    let _open = FastOpen::new(open);
+    match crate::fast::serve(gw, stream, peer, tls, stop).await {
+        crate::fast::Next::Closed => None,
+        crate::fast::Next::General(b) => Some(b.freeze()),
+    }
 }
 
 /// Counts a connection on the fast path while it lives.
