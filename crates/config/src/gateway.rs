@@ -480,15 +480,16 @@ pub(crate) fn validate(
     })
 }
 
-/// An upstream member: `http://host:port` or `https://host:port`, with no path.
+/// An upstream member: `http://host:port`, `https://host:port` (HTTP/2 when it offers it), or
+/// `h2c://host:port` (HTTP/2 without TLS, by prior knowledge), with no path.
 fn upstream_url(s: &str) -> Result<http::Uri, String> {
     let uri: http::Uri = s
         .trim()
         .parse()
         .map_err(|_| "expected a URL such as `http://127.0.0.1:8090`".to_owned())?;
     match uri.scheme_str() {
-        Some("http" | "https") => {}
-        _ => return Err("expected an http:// or https:// URL".into()),
+        Some("http" | "https" | "h2c") => {}
+        _ => return Err("expected an http://, https:// or h2c:// URL".into()),
     }
     if uri.host().is_none_or(str::is_empty) {
         return Err("the URL has no host".into());
@@ -608,6 +609,7 @@ mod tests {
     fn upstream_urls_need_scheme_and_host_and_no_path() {
         assert!(upstream_url("http://127.0.0.1:8090").is_ok());
         assert!(upstream_url("https://backend.internal").is_ok());
+        assert!(upstream_url("h2c://127.0.0.1:8090").is_ok());
         assert!(upstream_url("127.0.0.1:8090").is_err());
         assert!(upstream_url("http://127.0.0.1:8090/api").is_err());
         assert!(upstream_url("ftp://x").is_err());

@@ -19,7 +19,7 @@ use pier_ops::{Exposition, Metrics, access_log, metrics::names};
 use tower::ServiceExt;
 
 use crate::limit::{self, RateLimiter};
-use crate::proxy::{self, Client, Forward, Peer};
+use crate::proxy::{self, Forward, Peer};
 use crate::respond;
 use crate::routes::{Page, Part, Table, Target};
 use crate::site::{Site, SiteError};
@@ -52,7 +52,7 @@ pub(crate) struct Inner {
     pub(crate) table: ArcSwap<Table>,
     pub(crate) site: ArcSwap<Site>,
     pub(crate) settings: ArcSwap<Settings>,
-    pub(crate) client: Client,
+    pub(crate) clients: crate::proxy::Clients,
     pub(crate) tls: Option<Arc<crate::tls::Tls>>,
     /// `Strict-Transport-Security` for HTTPS responses.
     pub(crate) hsts: Option<HeaderValue>,
@@ -147,7 +147,7 @@ impl Gateway {
             table: ArcSwap::from_pointee(table),
             site: ArcSwap::from_pointee(site),
             settings: ArcSwap::from_pointee(settings),
-            client: proxy::client(g.connect_timeout, g.idle_timeout),
+            clients: proxy::Clients::new(g.connect_timeout, g.idle_timeout),
             backend,
             metrics: metrics.clone(),
             ids: RequestIds::new(),
@@ -285,7 +285,7 @@ impl Gateway {
             }
             Target::Pool(pool) => {
                 let fwd = forward_to(pool, path_and_query);
-                proxy::forward(&inner.client, fwd, req, &peer_info).await
+                proxy::forward(&inner.clients, fwd, req, &peer_info).await
             }
             Target::Backend(_) => {
                 // No in-process backend and no pool: Gateway::new refuses this.
@@ -314,7 +314,7 @@ impl Gateway {
             },
             Target::Ext(api) => {
                 proxy::outside(
-                    &inner.client,
+                    &inner.clients.any,
                     api,
                     &path_and_query,
                     req,

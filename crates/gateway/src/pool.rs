@@ -38,13 +38,27 @@ pub(crate) struct Member {
     pub(crate) idle: crate::h1pool::Idle,
     /// Its idle connections for the fast path.
     pub(crate) raw: crate::fast::RawIdle,
+    /// Spoken to in HTTP/2 without TLS (`h2c://`).
+    pub(crate) h2c: bool,
+}
+
+/// An `h2c://` URL as the `http://` one requests go to, and whether it was one.
+fn plain_base(uri: &Uri) -> (Uri, bool) {
+    if uri.scheme_str() == Some("h2c")
+        && let Some(a) = uri.authority()
+        && let Ok(plain) = format!("http://{a}").parse::<Uri>()
+    {
+        return (plain, true);
+    }
+    (uri.clone(), false)
 }
 
 impl Member {
-    fn new(base: Uri) -> Member {
-        let label = base
+    fn new(configured: Uri) -> Member {
+        let label = configured
             .authority()
-            .map_or_else(|| base.to_string(), ToString::to_string);
+            .map_or_else(|| configured.to_string(), ToString::to_string);
+        let (base, h2c) = plain_base(&configured);
         let direct = (base.scheme_str() == Some("http"))
             .then(|| {
                 let host = base.host()?.trim_matches(['[', ']']);
@@ -53,7 +67,9 @@ impl Member {
             })
             .flatten();
         Member {
-            direct,
+            // h2c members go through the HTTP/2 client, never the HTTP/1.1 connections.
+            direct: direct.filter(|_| !h2c),
+            h2c,
             idle: crate::h1pool::Idle::default(),
             raw: crate::fast::RawIdle::default(),
             base,
@@ -321,10 +337,11 @@ impl Pool {
                         let Ok(uri) = format!("{scheme}://{a}").parse::<Uri>() else {
                             continue;
                         };
-                        if next.iter().any(|m| m.base == uri) {
+                        let base = plain_base(&uri).0;
+                        if next.iter().any(|m| m.base == base) {
                             continue;
                         }
-                        match old.iter().find(|m| m.base == uri) {
+                        match old.iter().find(|m| m.base == base) {
                             Some(m) => next.push(m.clone()),
                             None => next.push(Arc::new(Member::new(uri))),
                         }
@@ -343,13 +360,13 @@ impl Pool {
     }
 
     /// One round of active health checks.
-    pub(crate) async fn check_all(&self, client: &Client) {
+    pub(crate) async fn check_all(&self, clients: &crate::proxy::Clients) {
         let Some(hc) = &self.settings.health else {
             return;
         };
         let members = self.members.load_full();
         let checks = members.iter().map(|m| async move {
-            let ok = probe(client, m, hc).await;
+            let ok = probe(clients.for_member(m), m, hc).await;
             (m, ok)
         });
         for (m, ok) in futures_util::future::join_all(checks).await {

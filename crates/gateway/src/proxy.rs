@@ -25,7 +25,7 @@ const REPLAYABLE_MAX: u64 = 1024 * 1024;
 /// Attempts per request at most (each on another member).
 const MAX_ATTEMPTS: usize = 3;
 
-pub(crate) fn client(connect_timeout: Duration, idle_timeout: Duration) -> Client {
+fn client(connect_timeout: Duration, idle_timeout: Duration, h2c: bool) -> Client {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
@@ -41,7 +41,29 @@ pub(crate) fn client(connect_timeout: Duration, idle_timeout: Duration) -> Clien
         .pool_idle_timeout(idle_timeout)
         .pool_max_idle_per_host(256)
         .pool_timer(hyper_util::rt::TokioTimer::new())
+        .http2_only(h2c)
         .build(https)
+}
+
+/// The gateway's clients: HTTP/1.1 (HTTP/2 where an https upstream offers it by ALPN), and
+/// HTTP/2 by prior knowledge for `h2c://` members.
+pub(crate) struct Clients {
+    pub(crate) any: Client,
+    pub(crate) h2c: Client,
+}
+
+impl Clients {
+    pub(crate) fn new(connect_timeout: Duration, idle_timeout: Duration) -> Clients {
+        Clients {
+            any: client(connect_timeout, idle_timeout, false),
+            h2c: client(connect_timeout, idle_timeout, true),
+        }
+    }
+
+    /// The client that speaks `m`'s protocol.
+    pub(crate) fn for_member(&self, m: &crate::pool::Member) -> &Client {
+        if m.h2c { &self.h2c } else { &self.any }
+    }
 }
 
 /// How the gateway received the request, for the forwarding headers.
@@ -185,7 +207,7 @@ fn idempotent(m: &Method) -> bool {
 /// Sends `req` to a member of the pool, retrying on another member when the request was never
 /// sent, or when it is idempotent and its body can be replayed.
 pub(crate) async fn forward(
-    client: &Client,
+    clients: &Clients,
     fwd: Forward<'_>,
     req: Request<Body>,
     peer: &Peer,
@@ -290,7 +312,7 @@ pub(crate) async fn forward(
         let result = tokio::time::timeout(
             fwd.response_timeout,
             send(
-                client,
+                clients.for_member(&member),
                 &member,
                 fwd.connect_timeout,
                 fwd.pool.settings().idle_timeout,

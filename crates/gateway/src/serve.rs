@@ -217,7 +217,7 @@ impl Gateway {
                 && now.duration_since(last_health) >= interval
             {
                 last_health = now;
-                let checks = table.pools.iter().map(|p| p.check_all(&self.inner.client));
+                let checks = table.pools.iter().map(|p| p.check_all(&self.inner.clients));
                 futures_util::future::join_all(checks).await;
             }
             if now.duration_since(last_site) >= SITE_POLL {

@@ -1116,3 +1116,54 @@ async fn a_body_that_ends_with_the_upstream_connection_is_relayed_whole() {
         assert_eq!(r.text().await.unwrap(), "first part, then the end");
     }
 }
+
+#[tokio::test]
+async fn h2c_members_are_spoken_to_in_http2() {
+    // An upstream that speaks only HTTP/2 without TLS, and says which version it got.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(|req: Request<Incoming>| async move {
+                    let text = format!(
+                        "{:?} {} {}",
+                        req.version(),
+                        req.uri().path(),
+                        req.headers()
+                            .get("x-forwarded-proto")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("-")
+                    );
+                    Ok::<_, Infallible>(Response::new(Body::from(text)))
+                });
+                let _ =
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+            });
+        }
+    });
+    let f = front("", &[("gateway.upstreams", format!("h2c://{addr}"))]).await;
+    for _ in 0..3 {
+        let r = f
+            .client
+            .get(format!("{}/api/version", f.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.text().await.unwrap(), "HTTP/2.0 /api/version http");
+    }
+    // The same request on a raw HTTP/1.1 connection (which the fast path would take for an
+    // http:// member) goes the general way, in HTTP/2.
+    let out = raw(
+        f.addr,
+        b"GET /api/raw HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(out.ends_with("HTTP/2.0 /api/raw http"), "{out}");
+}
