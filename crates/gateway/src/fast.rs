@@ -499,12 +499,6 @@ struct Failure {
     message: &'static str,
 }
 
-/// Why one attempt on one member failed: nothing usable was received, so the request (which
-/// is idempotent) may go to another member.
-enum Attempt {
-    Failed(&'static str),
-}
-
 /// Sends `head` to a member of `pool` and reads the response head into `up_buf`, retrying on
 /// other members as the general path does.
 async fn exchange(
@@ -537,7 +531,7 @@ async fn exchange(
         .await;
         let (conn, head_len) = match attempt {
             Ok(Ok(done)) => done,
-            Ok(Err(Attempt::Failed(why))) => {
+            Ok(Err(why)) => {
                 pool.failed(&member);
                 tracing::warn!(pool = %pool.name, member = %member.label, error = why, "upstream request failed");
                 last = Failure {
@@ -601,7 +595,8 @@ async fn exchange(
 
 /// One member: a kept connection (a fresh one if the kept one turns out closed), the head
 /// written, the response head read (informational responses skipped). Returns the connection
-/// and the length of the head at the front of `up_buf`.
+/// and the length of the head at the front of `up_buf`; or why nothing usable came back (the
+/// request, which is idempotent, may then go to another member).
 async fn attempt(
     member: &Member,
     addr: SocketAddr,
@@ -609,7 +604,7 @@ async fn attempt(
     up_buf: &mut BytesMut,
     connect_timeout: Duration,
     idle_timeout: Duration,
-) -> Result<(TcpStream, usize), Attempt> {
+) -> Result<(TcpStream, usize), &'static str> {
     let mut reused = member.raw.pop(idle_timeout);
     loop {
         let fresh = reused.is_none();
@@ -620,8 +615,8 @@ async fn attempt(
                     let _ = c.set_nodelay(true);
                     c
                 }
-                Ok(Err(_)) => return Err(Attempt::Failed("connect failed")),
-                Err(_) => return Err(Attempt::Failed("connect timed out")),
+                Ok(Err(_)) => return Err("connect failed"),
+                Err(_) => return Err("connect timed out"),
             },
         };
         up_buf.clear();
@@ -634,8 +629,8 @@ async fn attempt(
             Ok(n) => return Ok((conn, n)),
             // A kept connection the upstream had closed: once more on a new one.
             Err(0) if !fresh => {}
-            Err(0) => return Err(Attempt::Failed("connection closed before a response")),
-            Err(_) => return Err(Attempt::Failed("incomplete response head")),
+            Err(0) => return Err("connection closed before a response"),
+            Err(_) => return Err("incomplete response head"),
         }
     }
 }
