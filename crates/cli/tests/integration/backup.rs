@@ -12,6 +12,7 @@ use pier_testkit::{Engine, TestApp, TestDb, spawn_app_with};
 use serde_json::{Value as Json, json};
 
 use crate::helpers::{Outcome, pier, run};
+use crate::records::superuser_token;
 
 /// `pier <args> --dir <data>` pointed at `pg` when given.
 fn pier_cli(data: &Path, pg: Option<&TestDb>, args: &[&str]) -> Command {
@@ -32,24 +33,6 @@ fn ok(out: Outcome) -> Outcome {
         out.stderr
     );
     out
-}
-
-async fn superuser_token(app: &TestApp) -> String {
-    let records = pier_records::Engine::new(app.store.clone()).await.unwrap();
-    records
-        .upsert_superuser("admin@example.com", "AdminPass123!")
-        .await
-        .unwrap();
-    let res = app
-        .client
-        .post(app.url("/api/collections/_superusers/auth-with-password"))
-        .json(&json!({"identity": "admin@example.com", "password": "AdminPass123!"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let body: Json = res.json().await.unwrap();
-    body["token"].as_str().unwrap().to_owned()
 }
 
 async fn create_notes(app: &TestApp, token: &str) {

@@ -151,3 +151,28 @@ pub(crate) fn get(url: &str) -> (u16, String) {
         (status, res.text().await.unwrap())
     })
 }
+
+/// A blocking JSON request: status and body (`null` when the body is not JSON).
+pub(crate) fn send(
+    method: &str,
+    url: &str,
+    auth: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut req = reqwest::Client::new().request(method.parse().unwrap(), url);
+        if let Some(a) = auth {
+            req = req.header("Authorization", a);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(serde_json::Value::Null))
+    })
+}

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::helpers::{Server, get, pier, run};
+use crate::helpers::{Server, get, pier, run, send};
 
 #[test]
 fn serve_on_port_zero_reports_the_address_and_stops_cleanly_on_sigterm() {
@@ -356,29 +356,16 @@ fn pier_gateway_fronts_backends_and_loses_no_request_when_one_is_killed() {
     drop(b1);
 }
 
-/// A blocking JSON request: status and body (`null` when the body is not JSON).
-fn send(
-    method: &str,
-    url: &str,
-    auth: Option<&str>,
-    body: Option<serde_json::Value>,
-) -> (u16, serde_json::Value) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut req = reqwest::Client::new().request(method.parse().unwrap(), url);
-        if let Some(a) = auth {
-            req = req.header("Authorization", a);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status().as_u16();
-        (status, res.json().await.unwrap_or(serde_json::Value::Null))
-    })
+/// Signs a superuser in through `base`: the token.
+fn superuser_sign_in(base: &str, email: &str, password: &str) -> String {
+    let (st, auth) = send(
+        "POST",
+        &format!("{base}/api/collections/_superusers/auth-with-password"),
+        None,
+        Some(serde_json::json!({"identity": email, "password": password})),
+    );
+    assert_eq!(st, 200, "{auth}");
+    auth["token"].as_str().unwrap().to_owned()
 }
 
 #[test]
@@ -443,16 +430,7 @@ fn first_start_in_development_offers_a_one_time_setup_link() {
         Some(body("second@example.com", "password123")),
     );
     assert_eq!(st, 403);
-    let (st, auth) = send(
-        "POST",
-        &format!(
-            "{}/api/collections/_superusers/auth-with-password",
-            s.base_url
-        ),
-        None,
-        Some(serde_json::json!({"identity": "first@example.com", "password": "password123"})),
-    );
-    assert_eq!(st, 200, "{auth}");
+    superuser_sign_in(&s.base_url, "first@example.com", "password123");
     assert_eq!(s.signal_and_wait("TERM"), Some(0));
     assert!(
         !s.seen
@@ -509,17 +487,7 @@ fn on_a_single_cpu_pier_serves_everything() {
     let (st, _) = get(&format!("{}/readyz", s.base_url));
     assert_eq!(st, 200);
     // A sign-in hashes a password and a create writes to SQLite: both finish on one thread.
-    let (st, auth) = send(
-        "POST",
-        &format!(
-            "{}/api/collections/_superusers/auth-with-password",
-            s.base_url
-        ),
-        None,
-        Some(serde_json::json!({"identity": "one@example.com", "password": "password123"})),
-    );
-    assert_eq!(st, 200, "{auth}");
-    let token = auth["token"].as_str().unwrap().to_owned();
+    let token = superuser_sign_in(&s.base_url, "one@example.com", "password123");
     let (st, c) = send(
         "POST",
         &format!("{}/api/collections", s.base_url),

@@ -3,6 +3,28 @@
 use pier_testkit::{Engine, TestApp, spawn_app_with};
 use serde_json::{Value, json};
 
+/// Makes `admin@example.com` a superuser of `app` and signs in through the API: the token.
+pub(crate) async fn superuser_token(app: &TestApp) -> String {
+    let records = pier_records::Engine::new(app.store.clone()).await.unwrap();
+    records
+        .upsert_superuser("admin@example.com", "AdminPass123!")
+        .await
+        .unwrap();
+    let res = app
+        .client
+        .post(app.url("/api/collections/_superusers/auth-with-password"))
+        .json(&json!({"identity": "ADMIN@example.com", "password": "AdminPass123!"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["record"]["email"], "admin@example.com");
+    assert!(body["record"].get("password").is_none());
+    assert!(body["record"].get("tokenKey").is_none());
+    body["token"].as_str().unwrap().to_owned()
+}
+
 /// A test app with a signed-in superuser (`token`); other test files add their own helpers.
 pub(crate) struct Api {
     pub(crate) app: TestApp,
@@ -12,24 +34,7 @@ pub(crate) struct Api {
 impl Api {
     pub(crate) async fn start(engine: Engine) -> Api {
         let app = spawn_app_with(engine, Vec::new()).await;
-        let records = pier_records::Engine::new(app.store.clone()).await.unwrap();
-        records
-            .upsert_superuser("admin@example.com", "AdminPass123!")
-            .await
-            .unwrap();
-        let res = app
-            .client
-            .post(app.url("/api/collections/_superusers/auth-with-password"))
-            .json(&json!({"identity": "ADMIN@example.com", "password": "AdminPass123!"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200);
-        let body: Value = res.json().await.unwrap();
-        assert_eq!(body["record"]["email"], "admin@example.com");
-        assert!(body["record"].get("password").is_none());
-        assert!(body["record"].get("tokenKey").is_none());
-        let token = body["token"].as_str().unwrap().to_owned();
+        let token = superuser_token(&app).await;
         Api { app, token }
     }
 
