@@ -1,4 +1,5 @@
-//! The records engine: collection management, record CRUD with rules, and authentication.
+//! The records engine: the collection cache, record CRUD with rules, and authentication.
+//! Changing a collection's definition lives in `collections/`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -9,9 +10,10 @@ use pier_storage::{Dialect, Rows, Store, Value as Db};
 use serde_json::{Map, Value, json};
 
 use crate::auth::{self, Auth, TokenClaims};
+use crate::collections::Step;
 use crate::error::RecordError;
 use crate::ids;
-use crate::model::{Collection, CollectionType, FIELD_TYPES, Field, is_valid_name};
+use crate::model::{Collection, CollectionType, Field, is_valid_name};
 use crate::query::{CollectionResolver, RequestInfo, to_db};
 use crate::schema::{self, quote};
 use crate::values::{self, Invalid};
@@ -70,14 +72,14 @@ const SHARED_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The records engine. Cheap to share behind an `Arc`.
 pub struct Engine {
-    store: Store,
+    pub(crate) store: Store,
     limiter: Arc<crate::limits::FailureLimiter>,
     cache: Arc<RwLock<Cache>>,
     /// Verified against when an identity is unknown, so that both cases cost the same.
     dummy_hash: String,
 }
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     format_datetime(SystemTime::now())
 }
 
@@ -121,7 +123,7 @@ fn system_field(name: &str, kind: &str, extra: Value) -> Field {
     f
 }
 
-fn id_field() -> Field {
+pub(crate) fn id_field() -> Field {
     let mut f = system_field(
         "id",
         "text",
@@ -132,7 +134,7 @@ fn id_field() -> Field {
 }
 
 /// The fields every auth collection has, after `id`.
-fn auth_fields() -> Vec<Field> {
+pub(crate) fn auth_fields() -> Vec<Field> {
     let mut password = system_field("password", "password", json!({"required": true, "min": 8}));
     password.hidden = true;
     let mut token_key = system_field("tokenKey", "text", json!({"required": true}));
@@ -146,7 +148,7 @@ fn auth_fields() -> Vec<Field> {
     ]
 }
 
-fn auth_options(duration: i64) -> Map<String, Value> {
+pub(crate) fn auth_options(duration: i64) -> Map<String, Value> {
     match json!({
         "authRule": "",
         "manageRule": null,
@@ -304,11 +306,11 @@ impl Engine {
         }
     }
 
-    fn dialect(&self) -> Dialect {
+    pub(crate) fn dialect(&self) -> Dialect {
         self.store.dialect()
     }
 
-    async fn reload(&self) -> Result<(), RecordError> {
+    pub(crate) async fn reload(&self) -> Result<(), RecordError> {
         let rows = self
             .store
             .query("SELECT data FROM _collections ORDER BY created, id", vec![])
@@ -341,7 +343,7 @@ impl Engine {
             .unwrap_or(true)
     }
 
-    fn cached(&self, id_or_name: &str) -> Option<Arc<Collection>> {
+    pub(crate) fn cached(&self, id_or_name: &str) -> Option<Arc<Collection>> {
         let cache = self.cache.read().ok()?;
         cache
             .by_id
@@ -375,260 +377,6 @@ impl Engine {
             .unwrap_or_default();
         all.sort_by(|a: &Arc<Collection>, b| (&a.created, &a.id).cmp(&(&b.created, &b.id)));
         all
-    }
-
-    fn parse_collection(
-        &self,
-        input: &Value,
-        existing: Option<&Collection>,
-    ) -> Result<Collection, RecordError> {
-        let action = if existing.is_some() {
-            "Failed to update collection."
-        } else {
-            "Failed to create collection."
-        };
-        let bad =
-            |field: &str, code: &str, text: &str| RecordError::field(action, field, code, text);
-        let Value::Object(obj) = input else {
-            return Err(RecordError::BadRequest(
-                "The request body must be a JSON object.".into(),
-            ));
-        };
-        let name = match obj.get("name") {
-            Some(Value::String(n)) => n.clone(),
-            None => existing.map(|e| e.name.clone()).unwrap_or_default(),
-            Some(_) => return Err(bad("name", "validation_invalid_name", "Must be a string.")),
-        };
-        if name.is_empty() {
-            return Err(bad(
-                "name",
-                "validation_required",
-                "Missing required value.",
-            ));
-        }
-        if !is_valid_name(&name) || (name.starts_with('_') && existing.is_none_or(|e| !e.system)) {
-            return Err(bad(
-                "name",
-                "validation_match_invalid",
-                "Invalid collection name: use letters, digits and _, not starting with _ or a digit.",
-            ));
-        }
-        if let Some(other) = self.cached(&name)
-            && existing.is_none_or(|e| e.id != other.id)
-        {
-            return Err(bad(
-                "name",
-                "validation_collection_name_exists",
-                "Collection name must be unique (case insensitive).",
-            ));
-        }
-        let kind = match obj.get("type").and_then(Value::as_str) {
-            None => existing.map_or(CollectionType::Base, |e| e.kind),
-            Some("base") => CollectionType::Base,
-            Some("auth") => CollectionType::Auth,
-            Some("view") => CollectionType::View,
-            Some(_) => {
-                return Err(bad(
-                    "type",
-                    "validation_in_invalid",
-                    "Must be base, auth or view.",
-                ));
-            }
-        };
-        if existing.is_some_and(|e| e.kind != kind) {
-            return Err(bad(
-                "type",
-                "validation_collection_type_change",
-                "The collection type cannot be changed.",
-            ));
-        }
-
-        let mut fields: Vec<Field> = match obj.get("fields") {
-            None => existing.map(|e| e.fields.clone()).unwrap_or_default(),
-            Some(Value::Array(items)) => {
-                let mut out = Vec::new();
-                for (i, item) in items.iter().enumerate() {
-                    let mut f: Field = serde_json::from_value(item.clone()).map_err(|e| {
-                        bad(
-                            "fields",
-                            "validation_invalid_field",
-                            &format!("Field {i}: {e}."),
-                        )
-                    })?;
-                    if !FIELD_TYPES.contains(&f.kind.as_str()) {
-                        return Err(bad(
-                            "fields",
-                            "validation_invalid_field_type",
-                            &format!("Field {i} has the unknown type `{}`.", f.kind),
-                        ));
-                    }
-                    if !is_valid_name(&f.name) {
-                        return Err(bad(
-                            "fields",
-                            "validation_invalid_field_name",
-                            &format!("Field {i} has an invalid name."),
-                        ));
-                    }
-                    if f.kind == "relation" {
-                        let target = f.opt_str("collectionId").to_owned();
-                        if self.cached(&target).is_none() {
-                            return Err(bad(
-                                "fields",
-                                "validation_missing_rel_collection",
-                                &format!("Field `{}` points at an unknown collection.", f.name),
-                            ));
-                        }
-                    }
-                    // Keep the id of an existing field of the same name.
-                    if let Some(old) = existing.and_then(|e| e.field(&f.name)) {
-                        if old.kind != f.kind {
-                            return Err(bad(
-                                "fields",
-                                "validation_field_type_change",
-                                &format!("The type of field `{}` cannot be changed.", f.name),
-                            ));
-                        }
-                        f.id = old.id.clone();
-                        f.system = old.system;
-                    } else {
-                        f.system = false;
-                        f.id = format!("{}{}", f.kind, ids::digits(10));
-                    }
-                    f.normalize();
-                    out.push(f);
-                }
-                out
-            }
-            Some(_) => {
-                return Err(bad(
-                    "fields",
-                    "validation_invalid_fields",
-                    "Must be a list of fields.",
-                ));
-            }
-        };
-        if !fields.iter().any(|f| f.name == "id") {
-            fields.insert(0, id_field());
-        }
-        if kind == CollectionType::Auth && existing.is_none() {
-            // As PocketBase: the given fields first, then the auth system fields.
-            for f in auth_fields() {
-                if let Some(pos) = fields.iter().position(|x| x.name == f.name) {
-                    fields.remove(pos);
-                }
-                fields.push(f);
-            }
-        }
-        let mut seen = std::collections::HashSet::new();
-        for f in &fields {
-            if !seen.insert(f.name.to_ascii_lowercase()) {
-                return Err(bad(
-                    "fields",
-                    "validation_duplicated_field_name",
-                    &format!("Duplicated field name `{}`.", f.name),
-                ));
-            }
-        }
-        if let Some(e) = existing {
-            for old in e.fields.iter().filter(|f| f.system) {
-                if !fields.iter().any(|f| f.name == old.name) {
-                    return Err(bad(
-                        "fields",
-                        "validation_system_field_change",
-                        &format!("System field `{}` cannot be removed.", old.name),
-                    ));
-                }
-            }
-        }
-
-        let rule =
-            |key: &str, old: Option<&Option<String>>| -> Result<Option<String>, RecordError> {
-                match obj.get(key) {
-                    None => Ok(old.cloned().flatten()),
-                    Some(Value::Null) => Ok(None),
-                    Some(Value::String(s)) => Ok(Some(s.clone())),
-                    Some(_) => Err(bad(
-                        key,
-                        "validation_invalid_rule",
-                        "Must be a string or null.",
-                    )),
-                }
-            };
-        let indexes: Vec<String> = match obj.get("indexes") {
-            None => existing.map(|e| e.indexes.clone()).unwrap_or_default(),
-            Some(Value::Array(a)) => {
-                let mut out = Vec::new();
-                for v in a {
-                    let s = v.as_str().unwrap_or_default().trim().to_owned();
-                    let upper = s.to_ascii_uppercase();
-                    if !(upper.starts_with("CREATE INDEX")
-                        || upper.starts_with("CREATE UNIQUE INDEX"))
-                        || s.contains(';')
-                    {
-                        return Err(bad(
-                            "indexes",
-                            "validation_invalid_index",
-                            "Each index must be one CREATE [UNIQUE] INDEX statement.",
-                        ));
-                    }
-                    out.push(s);
-                }
-                out
-            }
-            Some(_) => {
-                return Err(bad(
-                    "indexes",
-                    "validation_invalid_indexes",
-                    "Must be a list.",
-                ));
-            }
-        };
-        let ts = now();
-        Ok(Collection {
-            id: match (
-                existing,
-                obj.get("id")
-                    .and_then(Value::as_str)
-                    .filter(|i| !i.is_empty()),
-            ) {
-                (Some(e), _) => e.id.clone(),
-                (None, Some(given)) => {
-                    if !is_valid_name(given) || self.cached(given).is_some() {
-                        return Err(bad(
-                            "id",
-                            "validation_invalid_id",
-                            "The id must be unique and use letters, digits and _.",
-                        ));
-                    }
-                    given.to_owned()
-                }
-                (None, None) => format!("pbc_{}", ids::digits(10)),
-            },
-            name,
-            kind,
-            system: existing.is_some_and(|e| e.system),
-            fields,
-            indexes,
-            list_rule: rule("listRule", existing.map(|e| &e.list_rule))?,
-            view_rule: rule("viewRule", existing.map(|e| &e.view_rule))?,
-            create_rule: rule("createRule", existing.map(|e| &e.create_rule))?,
-            update_rule: rule("updateRule", existing.map(|e| &e.update_rule))?,
-            delete_rule: rule("deleteRule", existing.map(|e| &e.delete_rule))?,
-            created: existing.map_or_else(|| ts.clone(), |e| e.created.clone()),
-            updated: ts,
-            options: {
-                let mut options = match existing {
-                    Some(e) => e.options.clone(),
-                    None if kind == CollectionType::Auth => auth_options(432_000),
-                    None => Map::new(),
-                };
-                if kind == CollectionType::Auth {
-                    apply_auth_options(&mut options, obj)
-                        .map_err(|m| bad("authToken", "validation_invalid_auth_options", m))?;
-                }
-                options
-            },
-        })
     }
 
     /// Creates a collection and its table in one transaction.
@@ -674,86 +422,6 @@ impl Engine {
             })?;
         self.reload().await?;
         self.collection(&c.id).await
-    }
-
-    /// Updates rules, name, fields (added and removed columns) and indexes.
-    ///
-    /// # Errors
-    /// As [`Engine::create_collection`]; [`RecordError::NotFound`].
-    pub async fn update_collection(
-        &self,
-        id_or_name: &str,
-        input: &Value,
-    ) -> Result<Arc<Collection>, RecordError> {
-        let old = self.collection(id_or_name).await?;
-        if old.kind == CollectionType::View {
-            return self.update_view(&old, input).await;
-        }
-        let new = self.parse_collection(input, Some(&old))?;
-        self.validate_rules(&new)?;
-        let dialect = self.dialect();
-        let mut ddl = String::new();
-        if new.name != old.name {
-            ddl.push_str(&format!(
-                "ALTER TABLE {} RENAME TO {};\n",
-                quote(&old.name),
-                quote(&new.name)
-            ));
-        }
-        for f in old.fields.iter().filter(|f| new.field(&f.name).is_none()) {
-            ddl.push_str(&format!(
-                "ALTER TABLE {} DROP COLUMN {};\n",
-                quote(&new.name),
-                quote(&f.name)
-            ));
-        }
-        for f in new.fields.iter().filter(|f| old.field(&f.name).is_none()) {
-            ddl.push_str(&format!(
-                "ALTER TABLE {} ADD COLUMN {};\n",
-                quote(&new.name),
-                schema::column_def(f, dialect)
-            ));
-            if f.kind == "autodate" {
-                ddl.push_str(&schema::autodate_index(&new, f));
-            }
-        }
-        for idx in new.indexes.iter().filter(|i| !old.indexes.contains(i)) {
-            ddl.push_str(idx);
-            ddl.push_str(";\n");
-        }
-        self.store_definition(&new, ddl).await?;
-        self.reload().await?;
-        self.collection(&new.id).await
-    }
-
-    /// Runs `ddl` and stores `c`'s changed definition, in one transaction.
-    async fn store_definition(
-        &self,
-        c: &Collection,
-        ddl: String,
-    ) -> Result<(), pier_storage::StorageError> {
-        let data = serde_json::to_string(c).unwrap_or_default();
-        let params: Vec<Db> = vec![
-            c.id.clone().into(),
-            c.name.clone().into(),
-            data.into(),
-            c.updated.clone().into(),
-        ];
-        self.store
-            .write(move |tx| {
-                Box::pin(async move {
-                    if !ddl.is_empty() {
-                        tx.execute_script(&ddl).await?;
-                    }
-                    tx.execute(
-                        "UPDATE _collections SET name = $2, data = $3, updated = $4 WHERE id = $1",
-                        &params,
-                    )
-                    .await
-                    .map(|_| ())
-                })
-            })
-            .await
     }
 
     /// Drops a collection and its table. System collections and collections that others refer
@@ -883,7 +551,28 @@ impl Engine {
     }
 
     /// Checks every non-empty rule of a collection definition against its fields.
-    fn validate_rules(&self, c: &Collection) -> Result<(), RecordError> {
+    pub(crate) fn validate_rules(&self, c: &Collection) -> Result<(), RecordError> {
+        // The collection may not be in the cache yet (being created): resolve against it plus
+        // every cached one.
+        let mut all = self.collections();
+        all.retain(|o| o.id != c.id);
+        all.push(Arc::new(c.clone()));
+        self.rules_check(c, &all).map_err(|(key, e)| {
+            RecordError::field(
+                "Failed to save collection.",
+                key,
+                "validation_invalid_rule",
+                &format!("Invalid rule: {e}."),
+            )
+        })
+    }
+
+    /// Checks every non-empty rule of `c` against `all`, the collections as they would be.
+    pub(crate) fn rules_check(
+        &self,
+        c: &Collection,
+        all: &[Arc<Collection>],
+    ) -> Result<(), (&'static str, FilterError)> {
         let req = RequestInfo {
             auth: Auth::Guest,
             ..RequestInfo::default()
@@ -909,33 +598,14 @@ impl Engine {
             let Some(expr) = rule.as_deref().map(str::trim).filter(|r| !r.is_empty()) else {
                 continue;
             };
-            if let Err(e) = self.condition_with(c, expr, &req) {
-                return Err(RecordError::field(
-                    "Failed to save collection.",
-                    key,
-                    "validation_invalid_rule",
-                    &format!("Invalid rule: {e}."),
-                ));
-            }
+            let checked = pier_filter::parse_filter(expr).and_then(|parsed| {
+                let mut r = CollectionResolver::new(all, c, self.dialect(), &req, false);
+                let dialect = r.filter_dialect();
+                pier_filter::compile(&parsed, dialect, &mut r, 1).map(|_| ())
+            });
+            checked.map_err(|e| (key, e))?;
         }
         Ok(())
-    }
-
-    fn condition_with(
-        &self,
-        c: &Collection,
-        expr: &str,
-        req: &RequestInfo,
-    ) -> Result<(), FilterError> {
-        let parsed = pier_filter::parse_filter(expr)?;
-        // The collection may not be in the cache yet (being created): resolve against it
-        // plus every cached one.
-        let mut all = self.collections();
-        all.retain(|o| o.id != c.id);
-        all.push(Arc::new(c.clone()));
-        let mut r = CollectionResolver::new(&all, c, self.dialect(), req, false);
-        let dialect = r.filter_dialect();
-        pier_filter::compile(&parsed, dialect, &mut r, 1).map(|_| ())
     }
 
     /// The request as rules see it: loads the caller's own record for `@request.auth.*`.
@@ -2518,9 +2188,9 @@ impl Engine {
             match result {
                 Ok(c) => kept.push(c.id.clone()),
                 Err(RecordError::Validation { fields, .. }) => {
-                    let detail = fields
+                    let detail = RecordError::field_messages(&fields)
                         .iter()
-                        .map(|(k, v)| format!("{k}: {}", v["message"].as_str().unwrap_or_default()))
+                        .map(|(k, m)| format!("{k}: {m}"))
                         .collect::<Vec<_>>()
                         .join("; ");
                     return Err(fail(format!("collection {i} ({name}): {detail}")));
@@ -2560,7 +2230,7 @@ impl Engine {
 
     /// Changes a view's name, query or rules: the view is dropped and created again in one
     /// transaction, its fields inferred anew (a field that keeps its name and type keeps its id).
-    async fn update_view(
+    pub(crate) async fn update_view(
         &self,
         old: &Collection,
         input: &Value,
@@ -2571,12 +2241,14 @@ impl Engine {
             quote(&old.name),
             quote(&c.name)
         );
-        self.store_definition(&c, ddl).await.map_err(|_| {
-            view_error(
-                "Failed to update collection.",
-                "The view could not be replaced (does another view depend on it?).",
-            )
-        })?;
+        self.store_definition(&c, vec![Step::script(ddl)])
+            .await
+            .map_err(|_| {
+                view_error(
+                    "Failed to update collection.",
+                    "The view could not be replaced (does another view depend on it?).",
+                )
+            })?;
         self.reload().await?;
         self.collection(&c.id).await
     }
@@ -2768,7 +2440,7 @@ impl Engine {
 
 /// Takes `authRule`, `manageRule` and `authToken.{secret,duration}` from a collection body.
 /// A new secret (at least 30 characters) signs every later token and retires every earlier one.
-fn apply_auth_options(
+pub(crate) fn apply_auth_options(
     options: &mut Map<String, Value>,
     input: &Map<String, Value>,
 ) -> Result<(), &'static str> {

@@ -34,16 +34,44 @@ pub enum RecordError {
 }
 
 impl RecordError {
+    /// A validation error on one field. A dotted key (`indexes.0`) nests, as PocketBase nests
+    /// errors of list items: `{"indexes": {"0": {"code": …, "message": …}}}`.
     pub(crate) fn field(message: &str, field: &str, code: &str, text: &str) -> RecordError {
+        let mut error = serde_json::json!({"code": code, "message": text});
+        let mut keys: Vec<&str> = field.split('.').collect();
+        let first = keys.remove(0);
+        for key in keys.into_iter().rev() {
+            let mut m = Map::new();
+            m.insert(key.to_owned(), error);
+            error = Value::Object(m);
+        }
         let mut fields = Map::new();
-        fields.insert(
-            field.to_owned(),
-            serde_json::json!({"code": code, "message": text}),
-        );
+        fields.insert(first.to_owned(), error);
         RecordError::Validation {
             message: message.to_owned(),
             fields,
         }
+    }
+
+    /// Every `(dotted key, message)` of a validation error's fields, nested ones flattened.
+    pub(crate) fn field_messages(fields: &Map<String, Value>) -> Vec<(String, String)> {
+        fn walk(prefix: String, v: &Value, out: &mut Vec<(String, String)>) {
+            match v.get("message").and_then(Value::as_str) {
+                Some(m) => out.push((prefix, m.to_owned())),
+                None => {
+                    if let Value::Object(m) = v {
+                        for (k, inner) in m {
+                            walk(format!("{prefix}.{k}"), inner, out);
+                        }
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for (k, v) in fields {
+            walk(k.clone(), v, &mut out);
+        }
+        out
     }
 }
 

@@ -7,6 +7,7 @@
 #![deny(clippy::unwrap_used)]
 
 mod auth;
+mod collections;
 mod engine;
 mod error;
 mod ids;

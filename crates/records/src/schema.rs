@@ -54,10 +54,15 @@ pub(crate) fn autodate_indexes(c: &Collection) -> String {
         .collect()
 }
 
+/// The name of pier's index on an autodate field's column.
+pub(crate) fn autodate_index_name(c: &Collection, f: &Field) -> String {
+    format!("idx_{}_{}_auto", c.id, f.name)
+}
+
 pub(crate) fn autodate_index(c: &Collection, f: &Field) -> String {
     format!(
         "CREATE INDEX IF NOT EXISTS {} ON {} ({});\n",
-        quote(&format!("idx_{}_{}_{}", c.id, f.name, "auto")),
+        quote(&autodate_index_name(c, f)),
         quote(&c.name),
         quote(&f.name)
     )
