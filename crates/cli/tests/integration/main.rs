@@ -9,3 +9,4 @@ mod hardening;
 mod helpers;
 mod process;
 mod records;
+mod settings;
