@@ -23,6 +23,7 @@ mod routes;
 mod serve;
 mod site;
 mod tls;
+mod welcome;
 
 pub use devcert::{DevCertificate, DevIssue, ensure_dev_certificate};
 pub use gateway::{Backend, Gateway, GatewayError};
