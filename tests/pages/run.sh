@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the real-browser page tests (setup.mjs: the first-superuser setup page at /_/) with
-# headless Chromium driven by puppeteer-core. setup.mjs starts its own `pier serve --http
+# Runs the real-browser page tests (setup.mjs: the first-superuser setup page at /_/; tls.mjs:
+# the development certificate trusted through an NSS database) with headless Chromium driven by
+# puppeteer-core. setup.mjs starts its own `pier serve --http
 # 127.0.0.1:0 --dir <tmp>` (fresh SQLite, no superuser), reads the port from the
 # `listening on http://…` line and the one-time link from the `pbinstal/` line, and stops pier
 # at the end.
@@ -33,4 +34,7 @@ export CHROMIUM_BIN=${CHROMIUM_BIN:-/usr/bin/chromium}
 [[ -x "$CHROMIUM_BIN" ]] || { say "browser not found: $CHROMIUM_BIN (apt-get install chromium, or set CHROMIUM_BIN)"; exit 2; }
 say "using $("$PIER_BIN" version 2>/dev/null || echo "$PIER_BIN") and $CHROMIUM_BIN"
 
-exec node "$PAGES_DIR/setup.mjs"
+command -v "${CERTUTIL_BIN:-certutil}" >/dev/null || { say "certutil not found (apt-get install libnss3-tools, or set CERTUTIL_BIN)"; exit 2; }
+
+node "$PAGES_DIR/setup.mjs"
+exec node "$PAGES_DIR/tls.mjs"

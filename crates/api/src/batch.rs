@@ -1,5 +1,4 @@
-//! `GET/PATCH /api/settings` (the parts pier uses) and `POST /api/batch`: several record
-//! writes in one transaction.
+//! `POST /api/batch`: several record writes in one transaction, when the settings allow it.
 
 use std::collections::HashMap;
 
@@ -7,124 +6,15 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
 use pier_records::{Auth, RecordError};
 use serde_json::{Map, Value, json};
 
-use crate::records::{Caller, JsonObject, collection_context, require_superuser, shape};
+use crate::records::{Caller, JsonObject, collection_context, shape};
 use crate::{ApiError, AppState};
 
-const SETTINGS_KEY: &str = "settings";
-
 pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/settings", get(view_settings).patch(update_settings))
-        .route("/api/batch", post(batch))
-}
-
-fn default_settings() -> Value {
-    json!({
-        "meta": {"appName": "pier", "appURL": "", "hideControls": false, "senderName": "", "senderAddress": ""},
-        "batch": {"enabled": false, "maxRequests": 50, "timeout": 3, "maxBodySize": 0},
-    })
-}
-
-/// Merges `patch` into `base`, objects key by key.
-fn merge(base: &mut Value, patch: &Value) {
-    match (base, patch) {
-        (Value::Object(b), Value::Object(p)) => {
-            for (k, v) in p {
-                merge(b.entry(k.clone()).or_insert(Value::Null), v);
-            }
-        }
-        (b, p) => *b = p.clone(),
-    }
-}
-
-async fn load_settings(state: &AppState) -> Result<Value, ApiError> {
-    let rows = state
-        .store()
-        .query(
-            "SELECT value FROM _params WHERE key = $1",
-            vec![SETTINGS_KEY.into()],
-        )
-        .await?;
-    let mut settings = default_settings();
-    if let Some(saved) = rows
-        .scalar()
-        .and_then(pier_storage::Value::as_str)
-        .and_then(|t| serde_json::from_str::<Value>(t).ok())
-    {
-        merge(&mut settings, &saved);
-    }
-    Ok(settings)
-}
-
-async fn view_settings(
-    State(state): State<AppState>,
-    Caller(auth): Caller,
-) -> Result<Response, ApiError> {
-    require_superuser(&auth)?;
-    Ok(axum::Json(load_settings(&state).await?).into_response())
-}
-
-async fn update_settings(
-    State(state): State<AppState>,
-    Caller(auth): Caller,
-    JsonObject(body): JsonObject,
-) -> Result<Response, ApiError> {
-    require_superuser(&auth)?;
-    let mut settings = load_settings(&state).await?;
-    // Only the sections pier knows are kept; their types are checked.
-    let known = default_settings();
-    for (section, value) in &body {
-        let Some(Value::Object(defaults)) = known.get(section) else {
-            continue;
-        };
-        let Value::Object(given) = value else {
-            return Err(invalid(section, "Must be an object."));
-        };
-        for (k, v) in given {
-            match defaults.get(k) {
-                Some(d) if same_kind(d, v) => {
-                    settings[section][k] = v.clone();
-                }
-                Some(_) => return Err(invalid(&format!("{section}.{k}"), "Invalid value type.")),
-                None => {}
-            }
-        }
-    }
-    let text = settings.to_string();
-    state
-        .store()
-        .execute(
-            "INSERT INTO _params (key, value, updated_at) VALUES ($1, $2, 0)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            vec![SETTINGS_KEY.into(), text.into()],
-        )
-        .await?;
-    Ok(axum::Json(settings).into_response())
-}
-
-fn same_kind(a: &Value, b: &Value) -> bool {
-    matches!(
-        (a, b),
-        (Value::Bool(_), Value::Bool(_))
-            | (Value::Number(_), Value::Number(_))
-            | (Value::String(_), Value::String(_))
-    )
-}
-
-fn invalid(key: &str, message: &str) -> ApiError {
-    let mut fields = Map::new();
-    fields.insert(
-        key.to_owned(),
-        json!({"code": "validation_invalid_value", "message": message}),
-    );
-    ApiError::from(RecordError::Validation {
-        message: "An error occurred while validating the submitted data.".into(),
-        fields,
-    })
+    Router::new().route("/api/batch", post(batch))
 }
 
 /// One sub-request: which record operation, on which collection.
@@ -168,7 +58,7 @@ async fn batch(
     headers: HeaderMap,
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
-    let settings = load_settings(&state).await?;
+    let settings = crate::settings::load_settings(&state).await?;
     if settings["batch"]["enabled"] != Value::Bool(true) {
         return Err(ApiError::forbidden("Batch requests are not allowed."));
     }

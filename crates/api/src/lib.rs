@@ -10,6 +10,7 @@ mod error;
 mod health;
 mod ops;
 mod records;
+mod settings;
 mod setup;
 mod state;
 
@@ -26,6 +27,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ops::router())
         .merge(records::router())
         .merge(batch::router())
+        .merge(settings::router())
         .merge(backups::router())
         .merge(setup::router())
         .route("/api/{*rest}", axum::routing::any(not_found))

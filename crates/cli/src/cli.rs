@@ -121,8 +121,10 @@ pub(crate) enum MigrateAction {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum CertCommand {
-    /// Make a local CA (kept in the certificates folder) and a certificate for localhost,
-    /// *.localhost, 127.0.0.1 and ::1, and print how to trust the CA.
+    /// Make a local CA (kept in the certificates folder) and a certificate for localhost, its
+    /// development subdomains (api., admin., docs., dev., app., and `.localhost` route hosts),
+    /// 127.0.0.1 and ::1, re-issued from the kept CA when a name is missing, and print how to
+    /// trust the CA.
     Dev(DataArgs),
 }
 

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use pier_config::{Config, Env, Flag, LoadOptions, Role};
-use pier_server::{Application, Gateway, MIGRATIONS};
+use pier_server::{Application, DevIssue, Gateway, MIGRATIONS};
 use pier_storage::Store;
 
 use crate::cli::{
@@ -48,11 +48,28 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cert(CertCommand::Dev(a)) => {
             let flags = data_flags(&a);
             let config = load(Role::Tool, a.config, flags)?;
-            let (files, ca, _) = pier_server::ensure_dev_certificate(&config.paths.certs_dir)
-                .context("failed to make the development certificate")?;
-            println!("certificate for localhost, *.localhost, 127.0.0.1 and ::1:");
-            println!("  {}", files.cert_file.display());
-            println!("  {}", files.key_file.display());
+            let dev = pier_server::ensure_dev_certificate(
+                &config.paths.certs_dir,
+                &config.dev_certificate_names(),
+            )
+            .context("failed to make the development certificate")?;
+            let ca = &dev.ca_cert;
+            match &dev.issue {
+                DevIssue::Kept => println!("the development certificate is up to date"),
+                DevIssue::Issued { new_ca: true } => {
+                    println!("made a development CA and a certificate signed by it");
+                }
+                DevIssue::Issued { new_ca: false } => {
+                    println!("made a certificate signed by the kept development CA");
+                }
+                DevIssue::Reissued { missing } => println!(
+                    "re-issued the certificate from the kept development CA; it lacked {}",
+                    missing.join(", ")
+                ),
+            }
+            println!("certificate for {}:", dev.names.join(", "));
+            println!("  {}", dev.files.cert_file.display());
+            println!("  {}", dev.files.key_file.display());
             println!("signed by the development CA {}", ca.display());
             println!();
             println!("Trust the CA once on this machine (development only):");

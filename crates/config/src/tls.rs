@@ -285,3 +285,94 @@ pub fn dev_files(certs_dir: &Path) -> (CertificateFiles, PathBuf, PathBuf) {
         certs_dir.join("dev-ca.key"),
     )
 }
+
+/// The subdomains of `localhost` pier's development routing answers on.
+const DEV_SUBDOMAINS: [&str; 5] = ["api", "admin", "docs", "dev", "app"];
+
+impl crate::Config {
+    /// Returns the DNS names the development certificate must hold: `localhost`, the subdomains
+    /// pier routes (`api.`, `admin.`, `docs.`, `dev.`, `app.`), a `.localhost` domain and its
+    /// subdomains, every user route's host under `.localhost`, and `*.localhost` last. Each is
+    /// listed explicitly because browsers and curl refuse a wildcard right under a top-level
+    /// name such as `localhost`; the wildcard only helps clients that accept it.
+    pub fn dev_certificate_names(&self) -> Vec<String> {
+        let mut names = vec!["localhost".to_owned()];
+        let mut push = |name: String| {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        };
+        for label in DEV_SUBDOMAINS {
+            push(format!("{label}.localhost"));
+        }
+        if let Some(domain) = self.domain.as_deref().filter(|d| d.ends_with(".localhost")) {
+            push(domain.to_owned());
+            for label in DEV_SUBDOMAINS {
+                push(format!("{label}.{domain}"));
+            }
+        }
+        for host in self.gateway.routes.iter().filter_map(|r| r.host.as_deref()) {
+            if host.ends_with(".localhost") && host != "*.localhost" {
+                push(host.to_owned());
+            }
+        }
+        push("*.localhost".to_owned());
+        names
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    fn load(toml: &str) -> crate::Config {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pier.toml");
+        std::fs::write(&file, toml).unwrap();
+        crate::Config::load(
+            crate::LoadOptions {
+                role: crate::Role::Gateway,
+                config_file: Some(file),
+                flags: vec![],
+            },
+            &crate::Env::default(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn dev_certificate_names_are_explicit_and_include_localhost_routes() {
+        let config = load(
+            "[[gateway.routes]]\nhost = \"shop.localhost\"\nto = \"api\"\n\
+             [[gateway.routes]]\nhost = \"*.blog.localhost\"\nto = \"api\"\n\
+             [[gateway.routes]]\nhost = \"shop.example.com\"\nto = \"api\"\n",
+        );
+        assert_eq!(
+            config.dev_certificate_names(),
+            [
+                "localhost",
+                "api.localhost",
+                "admin.localhost",
+                "docs.localhost",
+                "dev.localhost",
+                "app.localhost",
+                "shop.localhost",
+                "*.blog.localhost",
+                "*.localhost",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_localhost_domain_gets_its_subdomains() {
+        let config = load("domain = \"myapp.localhost\"\n");
+        let names = config.dev_certificate_names();
+        for name in [
+            "myapp.localhost",
+            "api.myapp.localhost",
+            "docs.myapp.localhost",
+        ] {
+            assert!(names.iter().any(|n| n == name), "{name} in {names:?}");
+        }
+    }
+}

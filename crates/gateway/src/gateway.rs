@@ -128,7 +128,12 @@ impl Gateway {
         let site = load_site(&settings)?;
         let table = Table::build(config, backend.is_some(), None);
         let g = &config.gateway;
-        let tls = crate::tls::Tls::load(&config.tls, &config.paths.certs_dir)?.map(Arc::new);
+        let tls = crate::tls::Tls::load(
+            &config.tls,
+            &config.paths.certs_dir,
+            &config.dev_certificate_names(),
+        )?
+        .map(Arc::new);
         // Not for the development certificate: a browser would then insist on HTTPS for
         // localhost, for every project on the machine, for as long as max-age says.
         let hsts = (tls.is_some()
@@ -175,6 +180,17 @@ impl Gateway {
         self.inner.site.store(Arc::new(site));
         self.inner.table.store(Arc::new(table));
         self.inner.settings.store(Arc::new(settings));
+        // A new `.localhost` route needs its name in the development certificate; the
+        // listener picks the re-issued files up as it does any replaced certificate.
+        if self.inner.tls.is_some()
+            && config.tls.mode == pier_config::TlsMode::Dev
+            && let Err(error) = crate::devcert::ensure_logged(
+                &config.paths.certs_dir,
+                &config.dev_certificate_names(),
+            )
+        {
+            tracing::error!(%error, "development certificate not re-issued");
+        }
         tracing::info!("gateway configuration reloaded");
         Ok(())
     }

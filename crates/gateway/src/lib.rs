@@ -10,6 +10,7 @@
 #![deny(clippy::unwrap_used)]
 
 mod acme;
+mod devcert;
 mod fast;
 mod framing;
 mod gateway;
@@ -22,8 +23,10 @@ mod routes;
 mod serve;
 mod site;
 mod tls;
+mod welcome;
 
+pub use devcert::{DevCertificate, DevIssue, ensure_dev_certificate};
 pub use gateway::{Backend, Gateway, GatewayError};
 pub use respond::security_headers;
 pub use serve::describe;
-pub use tls::{TlsError, ensure_dev_certificate};
+pub use tls::TlsError;

@@ -75,6 +75,8 @@ pub(crate) struct Site {
     files: HashMap<String, Arc<Asset>>,
     index: Option<Arc<Asset>>,
     bytes_in_memory: u64,
+    /// The welcome page `/` answers while the folder does not exist.
+    welcome: Option<Bytes>,
 }
 
 /// What went wrong loading the folder.
@@ -89,13 +91,15 @@ pub(crate) enum SiteError {
 }
 
 impl Site {
-    /// Loads every file under `root`. A missing folder is an empty site.
+    /// Loads every file under `root`. A missing folder is an empty site whose `/` is the
+    /// welcome page.
     pub(crate) fn load(root: &Path, memory_max: u64) -> Result<Site, SiteError> {
         let mut site = Site {
             fingerprint: fingerprint(root),
             ..Site::default()
         };
         if !root.is_dir() {
+            site.welcome = Some(crate::welcome::page(root));
             return Ok(site);
         }
         let canonical_root = root.canonicalize().map_err(|source| SiteError::Read {
@@ -173,6 +177,11 @@ impl Site {
         let Some(path) = normalise(raw_path) else {
             return respond::error(StatusCode::BAD_REQUEST, "Invalid path.");
         };
+        if path.is_empty()
+            && let Some(page) = &self.welcome
+        {
+            return crate::welcome::respond(page, method);
+        }
         let found = if path.is_empty() {
             self.index.clone()
         } else if let Some(dir) = path.strip_suffix('/') {

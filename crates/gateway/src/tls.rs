@@ -1,7 +1,7 @@
 //! TLS termination with rustls: TLS 1.2 and 1.3 with rustls' modern suites, ALPN `h2` and
 //! `http/1.1`, certificates chosen by SNI, full chains from PEM, PKCS#8/PKCS#1/SEC1 keys, and
-//! certificates replaced on disk picked up without a restart. `pier cert dev` makes a local CA
-//! and a certificate for localhost.
+//! certificates replaced on disk picked up without a restart. The development CA and its
+//! certificate are made in `devcert`.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -40,10 +40,10 @@ pub enum TlsError {
     Generate(String),
 }
 
-struct Loaded {
+pub(crate) struct Loaded {
     key: Arc<CertifiedKey>,
     /// The leaf as DER, to match names against.
-    leaf: CertificateDer<'static>,
+    pub(crate) leaf: CertificateDer<'static>,
 }
 
 /// Picks the certificate whose names cover the SNI; the first one otherwise.
@@ -103,13 +103,17 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 impl Tls {
     /// Loads the certificates the configuration names (making the development ones first when
     /// they are missing). `None` when TLS is off.
-    pub(crate) fn load(config: &TlsConfig, certs_dir: &Path) -> Result<Option<Tls>, TlsError> {
+    /// `dev_names` are the DNS names the development certificate must hold.
+    pub(crate) fn load(
+        config: &TlsConfig,
+        certs_dir: &Path,
+        dev_names: &[String],
+    ) -> Result<Option<Tls>, TlsError> {
         let mut acme = None;
         let files = match &config.mode {
             TlsMode::Off => return Ok(None),
             TlsMode::Dev => {
-                let (files, _, _) = ensure_dev_certificate(certs_dir)?;
-                vec![files]
+                vec![crate::devcert::ensure_logged(certs_dir, dev_names)?]
             }
             TlsMode::Files(f) => f.clone(),
             TlsMode::Acme(a) => {
@@ -240,7 +244,7 @@ fn stamp(f: &CertificateFiles) -> (Option<SystemTime>, Option<SystemTime>) {
     (m(&f.cert_file), m(&f.key_file))
 }
 
-fn load_pair(f: &CertificateFiles) -> Result<Loaded, TlsError> {
+pub(crate) fn load_pair(f: &CertificateFiles) -> Result<Loaded, TlsError> {
     let read = |p: &Path| {
         std::fs::read(p).map_err(|source| TlsError::Read {
             path: p.to_owned(),
@@ -360,7 +364,7 @@ fn time(tag: u8, raw: &[u8]) -> Option<(i64, String)> {
 }
 
 /// One DER element: (tag, contents, what follows).
-fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+pub(crate) fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let tag = *b.first()?;
     let first = *b.get(1)?;
     let (len, header) = if first < 0x80 {
@@ -380,104 +384,11 @@ fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     Some((tag, body, &b[header + len..]))
 }
 
-/// Makes the development CA (kept) and a certificate for localhost, `*.localhost`, 127.0.0.1
-/// and ::1 signed by it, unless they are there already. Returns the certificate's files and
-/// the CA's certificate and key paths.
-///
-/// # Errors
-/// The folder cannot be written, or generation failed.
-pub fn ensure_dev_certificate(
-    certs_dir: &Path,
-) -> Result<(CertificateFiles, PathBuf, PathBuf), TlsError> {
-    let (files, ca_cert, ca_key) = pier_config::dev_files(certs_dir);
-    let fresh = |p: &Path| p.exists();
-    if fresh(&files.cert_file)
-        && fresh(&files.key_file)
-        && fresh(&ca_cert)
-        && load_pair(&files).is_ok()
-    {
-        return Ok((files, ca_cert, ca_key));
-    }
-    std::fs::create_dir_all(certs_dir).map_err(|source| TlsError::Read {
-        path: certs_dir.to_owned(),
-        source,
-    })?;
-    let gen_err = |e: rcgen::Error| TlsError::Generate(e.to_string());
-    let (y, m, d) = pier_core::time::civil_from_days(now_unix() / 86_400);
-    let month = u8::try_from(m).unwrap_or(1);
-    let day = u8::try_from(d.min(28)).unwrap_or(1);
-    let year = i32::try_from(y).unwrap_or(2026);
-
-    // Keep an existing CA (the user may trust it already); make one otherwise.
-    let ca_issuer = match (std::fs::read_to_string(&ca_key), std::fs::read(&ca_cert)) {
-        (Ok(key_pem), Ok(_)) => {
-            let key = rcgen::KeyPair::from_pem(&key_pem).map_err(gen_err)?;
-            rcgen::Issuer::new(ca_params(year, month, day).map_err(gen_err)?, key)
-        }
-        _ => {
-            let key = rcgen::KeyPair::generate().map_err(gen_err)?;
-            let params = ca_params(year, month, day).map_err(gen_err)?;
-            let cert = params.self_signed(&key).map_err(gen_err)?;
-            write_private(&ca_key, key.serialize_pem().as_bytes())?;
-            write_public(&ca_cert, cert.pem().as_bytes())?;
-            rcgen::Issuer::new(params, key)
-        }
-    };
-    let mut params =
-        rcgen::CertificateParams::new(vec!["localhost".to_owned(), "*.localhost".to_owned()])
-            .map_err(gen_err)?;
-    params
-        .subject_alt_names
-        .push(rcgen::SanType::IpAddress(std::net::IpAddr::from([
-            127, 0, 0, 1,
-        ])));
-    params
-        .subject_alt_names
-        .push(rcgen::SanType::IpAddress(std::net::IpAddr::from(
-            std::net::Ipv6Addr::LOCALHOST,
-        )));
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "localhost");
-    params.not_before = rcgen::date_time_ymd(year, month, day);
-    params.not_after = rcgen::date_time_ymd(year + 2, month, day);
-    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
-    let key = rcgen::KeyPair::generate().map_err(gen_err)?;
-    let cert = params.signed_by(&key, &ca_issuer).map_err(gen_err)?;
-    let ca_pem = std::fs::read_to_string(&ca_cert).map_err(|source| TlsError::Read {
-        path: ca_cert.clone(),
-        source,
-    })?;
-    write_private(&files.key_file, key.serialize_pem().as_bytes())?;
-    write_public(
-        &files.cert_file,
-        format!("{}{ca_pem}", cert.pem()).as_bytes(),
-    )?;
-    Ok((files, ca_cert, ca_key))
-}
-
-fn ca_params(year: i32, month: u8, day: u8) -> Result<rcgen::CertificateParams, rcgen::Error> {
-    let mut p = rcgen::CertificateParams::new(Vec::<String>::new())?;
-    p.distinguished_name
-        .push(rcgen::DnType::CommonName, "pier development CA");
-    p.distinguished_name
-        .push(rcgen::DnType::OrganizationName, "pier (development only)");
-    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
-    p.key_usages = vec![
-        rcgen::KeyUsagePurpose::KeyCertSign,
-        rcgen::KeyUsagePurpose::CrlSign,
-        rcgen::KeyUsagePurpose::DigitalSignature,
-    ];
-    p.not_before = rcgen::date_time_ymd(year, month, day);
-    p.not_after = rcgen::date_time_ymd(year + 10, month, day);
-    Ok(p)
-}
-
 pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
     write_mode(path, bytes, 0o600)
 }
 
-fn write_public(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
+pub(crate) fn write_public(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
     write_mode(path, bytes, 0o644)
 }
 
@@ -506,25 +417,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_dev_certificate_loads_and_names_its_expiry() {
-        let dir = tempfile::tempdir().unwrap();
-        let (files, ca, _) = ensure_dev_certificate(dir.path()).unwrap();
-        let loaded = load_pair(&files).unwrap();
-        let (when, text) = not_after(&loaded.leaf).unwrap();
-        assert!(when > now_unix() + 365 * 86_400, "{text}");
-        // The chain holds the leaf and the CA.
-        let pem = std::fs::read(&files.cert_file).unwrap();
-        assert_eq!(CertificateDer::pem_slice_iter(&pem).count(), 2);
-        // A second call keeps the CA.
-        let before = std::fs::read(&ca).unwrap();
-        ensure_dev_certificate(dir.path()).unwrap();
-        assert_eq!(std::fs::read(&ca).unwrap(), before);
-    }
-
-    #[test]
     fn bad_files_get_errors_naming_them() {
         let dir = tempfile::tempdir().unwrap();
-        let (files, _, ca_key) = ensure_dev_certificate(dir.path()).unwrap();
+        let dev =
+            crate::devcert::ensure_dev_certificate(dir.path(), &["localhost".to_owned()]).unwrap();
+        let (files, ca_key) = (dev.files, dev.ca_key);
         let junk = dir.path().join("junk.pem");
         std::fs::write(&junk, "not pem").unwrap();
         let e = load_pair(&CertificateFiles {

@@ -291,3 +291,182 @@ async fn plain_http_is_redirected_to_https() {
     let out = get("/.well-known/acme-challenge/token").await;
     assert!(out.starts_with("HTTP/1.1 404"), "{out}");
 }
+
+/// The development hosts the certificate must name; `shop.localhost` comes from a route.
+const DEV_HOSTS: [&str; 7] = [
+    "localhost",
+    "api.localhost",
+    "admin.localhost",
+    "docs.localhost",
+    "dev.localhost",
+    "app.localhost",
+    "shop.localhost",
+];
+
+const SHOP_ROUTE: &str = "[[gateway.routes]]\nhost = \"shop.localhost\"\nto = \"frontend\"\n";
+
+/// `curl --cacert CA https://host:port/` with the host resolved to the listener: OpenSSL's
+/// name matching, not rustls'. Returns curl's stderr when it fails.
+async fn curl(addr: SocketAddr, host: &str, ca: &Path) -> Result<String, String> {
+    let port = addr.port();
+    let url = format!("https://{host}:{port}/");
+    let mut command = std::process::Command::new("curl");
+    command
+        .args(["--silent", "--show-error", "--max-time", "10", "--cacert"])
+        .arg(ca)
+        .args(["--resolve", &format!("{host}:{port}:127.0.0.1"), &url]);
+    let out = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .expect("curl should be installed (scripts/test installs it)");
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// `openssl verify -verify_hostname` (or `-verify_ip`) of the served leaf against the CA.
+fn openssl_verify(ca: &Path, leaf: &Path, name: &str) -> Result<(), String> {
+    let flag = if name.parse::<std::net::IpAddr>().is_ok() {
+        "-verify_ip"
+    } else {
+        "-verify_hostname"
+    };
+    let out = std::process::Command::new("openssl")
+        .args(["verify", "-purpose", "sslserver", flag, name, "-CAfile"])
+        .arg(ca)
+        .arg(leaf)
+        .output()
+        .expect("openssl should be installed (scripts/test installs it)");
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// Writes the leaf of the certificate file alone, for `openssl verify`.
+fn leaf_only(cert_file: &Path, out: &Path) {
+    let pem = std::fs::read(cert_file).unwrap();
+    let leaf = CertificateDer::pem_slice_iter(&pem)
+        .next()
+        .unwrap()
+        .unwrap();
+    let text = format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        base64_lines(&leaf)
+    );
+    std::fs::write(out, text).unwrap();
+}
+
+fn base64_lines(der: &[u8]) -> String {
+    use base64::Engine as _;
+    let text = base64::engine::general_purpose::STANDARD.encode(der);
+    text.as_bytes()
+        .chunks(64)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+// Regression test for issue 11, item 3: `*.localhost` alone is refused by curl and browsers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_and_openssl_accept_every_development_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = start(dir.path(), SHOP_ROUTE, &[("tls.mode", "dev".into())]).await;
+    let ca = dir.path().join("certs/dev-ca.pem");
+    for host in DEV_HOSTS.into_iter().chain(["127.0.0.1"]) {
+        let body = curl(f.addr, host, &ca)
+            .await
+            .unwrap_or_else(|e| panic!("curl refused {host}: {e}"));
+        if host == "shop.localhost" || host == "localhost" {
+            assert_eq!(body, "<p>secure</p>", "{host}");
+        }
+    }
+    // A name the certificate does not list is still refused: OpenSSL ignores `*.localhost`.
+    let e = curl(f.addr, "other.localhost", &ca).await.unwrap_err();
+    assert!(e.contains("subject name") || e.contains("SSL"), "{e}");
+    let leaf = dir.path().join("leaf.pem");
+    leaf_only(&dir.path().join("certs/dev-localhost.pem"), &leaf);
+    for name in DEV_HOSTS.into_iter().chain(["127.0.0.1", "::1"]) {
+        openssl_verify(&ca, &leaf, name).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
+/// A CA and a certificate as pier made them before issue 11: `localhost` and `*.localhost`
+/// only, plus the loopback addresses.
+fn old_development_certificate(certs: &Path) {
+    std::fs::create_dir_all(certs).unwrap();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "pier development CA");
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "pier (development only)");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+    ca_params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let ca_key_pem = ca_key.serialize_pem();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let mut params =
+        rcgen::CertificateParams::new(vec!["localhost".to_owned(), "*.localhost".to_owned()])
+            .unwrap();
+    for ip in [
+        std::net::IpAddr::from([127, 0, 0, 1]),
+        std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+    ] {
+        params.subject_alt_names.push(rcgen::SanType::IpAddress(ip));
+    }
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    std::fs::write(certs.join("dev-ca.pem"), ca_cert.pem()).unwrap();
+    std::fs::write(certs.join("dev-ca.key"), ca_key_pem).unwrap();
+    std::fs::write(
+        certs.join("dev-localhost.pem"),
+        format!("{}{}", cert.pem(), ca_cert.pem()),
+    )
+    .unwrap();
+    std::fs::write(certs.join("dev-localhost.key"), key.serialize_pem()).unwrap();
+}
+
+// Regression test for issue 11, item 3: a certificate made by an older pier is re-issued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_development_certificate_is_reissued_at_start_from_the_same_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    old_development_certificate(&certs);
+    let ca = certs.join("dev-ca.pem");
+    let (ca_before, ca_key_before) = (
+        std::fs::read(&ca).unwrap(),
+        std::fs::read(certs.join("dev-ca.key")).unwrap(),
+    );
+    let old_leaf = std::fs::read(certs.join("dev-localhost.pem")).unwrap();
+    let f = start(dir.path(), SHOP_ROUTE, &[("tls.mode", "dev".into())]).await;
+    // The CA the user trusts is the one that signs the new certificate.
+    assert_eq!(std::fs::read(&ca).unwrap(), ca_before);
+    assert_eq!(
+        std::fs::read(certs.join("dev-ca.key")).unwrap(),
+        ca_key_before
+    );
+    assert_ne!(
+        std::fs::read(certs.join("dev-localhost.pem")).unwrap(),
+        old_leaf
+    );
+    for host in DEV_HOSTS {
+        curl(f.addr, host, &ca)
+            .await
+            .unwrap_or_else(|e| panic!("curl refused {host}: {e}"));
+    }
+}

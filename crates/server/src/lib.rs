@@ -8,7 +8,7 @@ mod app;
 mod middleware;
 
 pub use app::{Application, StartError};
-pub use pier_gateway::{Gateway, GatewayError, TlsError, ensure_dev_certificate};
+pub use pier_gateway::{DevIssue, Gateway, GatewayError, TlsError, ensure_dev_certificate};
 
 use pier_storage::Migration;
 

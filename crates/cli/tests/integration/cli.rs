@@ -300,3 +300,49 @@ fn migrate_applies_then_lists() {
         list.stdout
     );
 }
+
+// Regression test for issue 11, item 3: the development certificate names each host.
+#[test]
+fn cert_dev_names_every_development_host_and_reissues_from_the_kept_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(pier(dir.path()).args(["cert", "dev", "--dir", "data"]));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout.contains("made a development CA"),
+        "{}",
+        out.stdout
+    );
+    for name in [
+        "localhost,",
+        "api.localhost",
+        "admin.localhost",
+        "docs.localhost",
+        "dev.localhost",
+        "app.localhost",
+        "*.localhost",
+        "127.0.0.1",
+        "::1",
+    ] {
+        assert!(out.stdout.contains(name), "{name} in {}", out.stdout);
+    }
+    let ca = dir.path().join("data/certs/dev-ca.pem");
+    let ca_before = std::fs::read(&ca).unwrap();
+    let out = run(pier(dir.path()).args(["cert", "dev", "--dir", "data"]));
+    assert!(out.stdout.contains("up to date"), "{}", out.stdout);
+
+    // A route under `.localhost` added later: its name is missing, so the certificate is
+    // issued again, by the same CA.
+    std::fs::write(
+        dir.path().join("pier.toml"),
+        "[[gateway.routes]]\nhost = \"shop.localhost\"\nto = \"frontend\"\n",
+    )
+    .unwrap();
+    let out = run(pier(dir.path()).args(["cert", "dev", "--dir", "data", "--config", "pier.toml"]));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout.contains("re-issued") && out.stdout.contains("lacked shop.localhost"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(std::fs::read(&ca).unwrap(), ca_before);
+}

@@ -5,8 +5,10 @@
 mod api;
 mod backup;
 mod cli;
+mod first_page;
 mod hardening;
 mod helpers;
 mod process;
 mod records;
 mod schema_changes;
+mod settings;
