@@ -139,6 +139,8 @@ const C = {
   imp2: `${RUN}_imp2`,
   view: `${RUN}_view`,
   batch: `${RUN}_batch`,
+  renames: `${RUN}_renames`,
+  renamed: `${RUN}_renamed`,
 };
 const email = (who) => `${RUN}_${who}@example.com`;
 const PASSWORD = 'Secret12345';
@@ -393,6 +395,68 @@ await check('collections: PATCH with only a rule keeps the fields', async () => 
   const upd = await su.collections.update(C.scratch, { deleteRule: null });
   assert.equal(upd.deleteRule, null);
   assert.deepEqual(upd.fields.map((x) => x.name), ['id', 't', 'pw']);
+});
+
+await check('collections: a field renamed by id keeps its values (with options, index and rule; swap; with the collection)', async () => {
+  const idx = `idx_${RUN}_title`;
+  const c = await su.collections.create({
+    name: C.renames,
+    type: 'base',
+    fields: [
+      { name: 'title', type: 'text' },
+      { name: 'n', type: 'number' },
+      { name: 'left', type: 'text' },
+      { name: 'right', type: 'text' },
+    ],
+    indexes: [`CREATE UNIQUE INDEX ${idx} ON ${C.renames} (title)`],
+    listRule: 'title != "hidden"',
+  });
+  const rec = await su.collection(C.renames).create({ title: 'hello', n: 3, left: 'L', right: 'R' });
+  const renamed = (fields, from, to, extra = {}) =>
+    fields.map((f) => (f.name === from ? { ...f, name: to, ...extra } : f));
+  // What the dashboard sends: the same field id under a new name, the index and rule updated.
+  let upd = await su.collections.update(c.id, {
+    fields: renamed(c.fields, 'title', 'headline', { max: 10 }),
+    indexes: [`CREATE UNIQUE INDEX ${idx} ON ${C.renames} (headline)`],
+    listRule: 'headline != "hidden"',
+  });
+  assert.deepEqual(upd.fields.map((f) => f.name), ['id', 'headline', 'n', 'left', 'right']);
+  assert.equal(upd.fields[1].id, c.fields[1].id);
+  let got = await su.collection(C.renames).getOne(rec.id);
+  assert.equal(got.headline, 'hello');
+  assert.equal(got.title, undefined);
+  assert.equal(got.n, 3);
+  // The new options hold, and so does the unique index on the renamed column.
+  await expectError(su.collection(C.renames).create({ headline: 'far too long' }), 400, 'max 10');
+  await expectError(su.collection(C.renames).create({ headline: 'hello' }), 400, 'unique');
+  // Two fields swap names in one request.
+  upd = await su.collections.update(c.id, {
+    listRule: null,
+    fields: upd.fields.map((f) => (f.name === 'left' ? { ...f, name: 'right' } : f.name === 'right' ? { ...f, name: 'left' } : f)),
+  });
+  got = await su.collection(C.renames).getOne(rec.id);
+  assert.deepEqual([got.left, got.right], ['R', 'L']);
+  // An index still naming the old column is refused on that index; nothing changes.
+  let body = await expectError(su.collections.update(c.id, { fields: renamed(upd.fields, 'headline', 'heading') }), 400);
+  assert.equal(body.data.indexes[0].code, 'validation_invalid_index_expression');
+  // A change of type on a kept id is refused.
+  body = await expectError(su.collections.update(c.id, { fields: upd.fields.map((f) => (f.name === 'n' ? { ...f, type: 'text' } : f)) }), 400);
+  assert.equal(body.data.fields[2].code, 'validation_field_type_change');
+  got = await su.collection(C.renames).getOne(rec.id);
+  assert.deepEqual([got.headline, got.n], ['hello', 3]);
+  // The collection and a field renamed at once.
+  upd = await su.collections.update(c.id, {
+    name: C.renamed,
+    fields: renamed(upd.fields, 'headline', 'heading'),
+    indexes: [`CREATE UNIQUE INDEX ${idx} ON ${C.renames} (heading)`],
+    listRule: null,
+  });
+  assert.equal(upd.name, C.renamed);
+  assert.equal(upd.indexes.length, 1);
+  assert.match(upd.indexes[0], new RegExp(`ON [\`"]?${C.renamed}[\`"]? \\(`));
+  got = await su.collection(C.renamed).getOne(rec.id);
+  assert.deepEqual([got.heading, got.n, got.left], ['hello', 3, 'R']);
+  await su.collections.delete(c.id);
 });
 
 // =============================================================================================
