@@ -1435,28 +1435,40 @@ impl Engine {
     }
 
     /// (id, password hash, tokenKey) of an auth record by email, case-insensitively.
+    /// The record an identity names: the first of the collection's identity fields
+    /// (`passwordAuth.identityFields`, in order) that holds it; email is matched without case.
     async fn find_identity(
         &self,
         c: &Collection,
-        email: &str,
+        identity: &str,
     ) -> Result<Option<(String, String, String)>, RecordError> {
-        let rows = self
-            .store
-            .query(
-                format!(
-                    "SELECT id, password, \"tokenKey\" FROM {} WHERE LOWER(email) = LOWER($1)",
-                    quote(&c.name)
-                ),
-                vec![email.into()],
-            )
-            .await?;
-        Ok(rows.iter().next().map(|r| {
-            (
-                r[0].as_str().unwrap_or_default().to_owned(),
-                r[1].as_str().unwrap_or_default().to_owned(),
-                r[2].as_str().unwrap_or_default().to_owned(),
-            )
-        }))
+        for name in crate::collections::identity_fields(&c.options) {
+            let Some(f) = c.field(&name) else { continue };
+            let matches = if f.kind == "email" {
+                format!("LOWER({}) = LOWER($1)", quote(&f.name))
+            } else {
+                format!("{} = $1", quote(&f.name))
+            };
+            let rows = self
+                .store
+                .query(
+                    format!(
+                        "SELECT id, password, \"tokenKey\" FROM {} WHERE {matches} AND {} != ''",
+                        quote(&c.name),
+                        quote(&f.name)
+                    ),
+                    vec![identity.into()],
+                )
+                .await?;
+            if let Some(r) = rows.iter().next() {
+                return Ok(Some((
+                    r[0].as_str().unwrap_or_default().to_owned(),
+                    r[1].as_str().unwrap_or_default().to_owned(),
+                    r[2].as_str().unwrap_or_default().to_owned(),
+                )));
+            }
+        }
+        Ok(None)
     }
 
     async fn find_superuser(
@@ -1506,6 +1518,11 @@ impl Engine {
         let fail = || RecordError::BadRequest("Failed to authenticate.".into());
         if c.kind != CollectionType::Auth {
             return Err(fail());
+        }
+        if !crate::collections::password_auth_enabled(&c.options) {
+            return Err(RecordError::BadRequest(
+                "The collection is not configured to allow password authentication.".into(),
+            ));
         }
         // Failed attempts are limited per identity and per client address.
         let keys = [
@@ -2436,46 +2453,6 @@ impl Engine {
         }
         Ok((out, total))
     }
-}
-
-/// Takes `authRule`, `manageRule` and `authToken.{secret,duration}` from a collection body.
-/// A new secret (at least 30 characters) signs every later token and retires every earlier one.
-pub(crate) fn apply_auth_options(
-    options: &mut Map<String, Value>,
-    input: &Map<String, Value>,
-) -> Result<(), &'static str> {
-    for key in ["authRule", "manageRule"] {
-        match input.get(key) {
-            Some(v @ (Value::Null | Value::String(_))) => {
-                options.insert(key.to_owned(), v.clone());
-            }
-            Some(_) => return Err("Rules must be strings or null."),
-            None => {}
-        }
-    }
-    if let Some(t) = input.get("authToken") {
-        let Value::Object(t) = t else {
-            return Err("authToken must be an object.");
-        };
-        let current = options
-            .entry("authToken")
-            .or_insert_with(|| json!({"secret": ids::secret(50), "duration": 432_000}));
-        if let Some(secret) = t.get("secret") {
-            match secret.as_str() {
-                Some(s) if s.chars().count() >= 30 => {
-                    current["secret"] = Value::String(s.to_owned())
-                }
-                _ => return Err("The token secret must be at least 30 characters."),
-            }
-        }
-        if let Some(d) = t.get("duration") {
-            match d.as_i64() {
-                Some(n) if n > 0 => current["duration"] = Value::from(n),
-                _ => return Err("The token duration must be a positive number of seconds."),
-            }
-        }
-    }
-    Ok(())
 }
 
 impl Engine {

@@ -5,6 +5,7 @@
 mod api;
 mod backup;
 mod cli;
+mod collection_options;
 mod first_page;
 mod hardening;
 mod helpers;

@@ -3,8 +3,9 @@
 
 use serde_json::{Map, Value};
 
+use super::options;
 use super::sql_names;
-use crate::engine::{Engine, apply_auth_options, auth_fields, auth_options, id_field, now};
+use crate::engine::{Engine, auth_fields, auth_options, id_field, now};
 use crate::error::RecordError;
 use crate::ids;
 use crate::model::{Collection, CollectionType, FIELD_TYPES, Field, is_valid_name};
@@ -76,6 +77,7 @@ impl Engine {
             ));
         }
 
+        options::check_keys(obj, kind).map_err(|(key, code, m)| bad(&key, code, &m))?;
         let mut fields: Vec<Field> = match obj.get("fields") {
             None => existing.map(|e| e.fields.clone()).unwrap_or_default(),
             Some(Value::Array(items)) => self.parse_fields(items, existing, action)?,
@@ -143,6 +145,15 @@ impl Engine {
                 }
             };
         let indexes = Self::parse_indexes(obj.get("indexes"), existing, &name, action)?;
+        let mut options = match existing {
+            Some(e) => e.options.clone(),
+            None if kind == CollectionType::Auth => auth_options(432_000),
+            None => Map::new(),
+        };
+        if kind == CollectionType::Auth {
+            options::apply_auth_options(&mut options, obj, &fields)
+                .map_err(|(key, code, m)| bad(&key, code, &m))?;
+        }
         let ts = now();
         Ok(Collection {
             id: match (
@@ -176,18 +187,7 @@ impl Engine {
             delete_rule: rule("deleteRule", existing.map(|e| &e.delete_rule))?,
             created: existing.map_or_else(|| ts.clone(), |e| e.created.clone()),
             updated: ts,
-            options: {
-                let mut options = match existing {
-                    Some(e) => e.options.clone(),
-                    None if kind == CollectionType::Auth => auth_options(432_000),
-                    None => Map::new(),
-                };
-                if kind == CollectionType::Auth {
-                    apply_auth_options(&mut options, obj)
-                        .map_err(|m| bad("authToken", "validation_invalid_auth_options", m))?;
-                }
-                options
-            },
+            options,
         })
     }
 
