@@ -59,7 +59,7 @@ impl ListResult {
     }
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Cache {
     by_name: HashMap<String, Arc<Collection>>,
     by_id: HashMap<String, Arc<Collection>>,
@@ -302,6 +302,18 @@ impl Engine {
             store,
             limiter: self.limiter.clone(),
             cache: self.cache.clone(),
+            dummy_hash: self.dummy_hash.clone(),
+        }
+    }
+
+    /// Like [`Engine::scoped`], with a collection cache of its own: definitions changed inside
+    /// a session are seen by it alone until the session commits.
+    fn isolated(&self, store: Store) -> Engine {
+        let cache = self.cache.read().map(|c| c.clone()).unwrap_or_default();
+        Engine {
+            store,
+            limiter: self.limiter.clone(),
+            cache: Arc::new(RwLock::new(cache)),
             dummy_hash: self.dummy_hash.clone(),
         }
     }
@@ -2164,11 +2176,31 @@ impl Engine {
     /// `PUT /api/collections/import`: creates the collections that do not exist (matched by id,
     /// then name), updates those that do, and with `delete_missing` drops the other non-system
     /// collections. Collections are applied in order, so a relation may point at one imported
-    /// before it; the first failure stops the import (earlier collections stay applied).
+    /// before it. It is one transaction, as in PocketBase: the first failure stops the import
+    /// and nothing of it is kept.
     ///
     /// # Errors
     /// [`RecordError::Validation`] with `collections: validation_collections_import_failure`.
     pub async fn import_collections(
+        &self,
+        list: &[Value],
+        delete_missing: bool,
+    ) -> Result<(), RecordError> {
+        let session = self.store.session().await?;
+        let inside = self.isolated(session.store());
+        match inside.import_in_session(list, delete_missing).await {
+            Ok(()) => {
+                session.commit().await?;
+                self.reload().await
+            }
+            Err(e) => {
+                session.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn import_in_session(
         &self,
         list: &[Value],
         delete_missing: bool,

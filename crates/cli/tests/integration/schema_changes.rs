@@ -468,6 +468,104 @@ async fn an_import_renames_by_id_and_keeps_values(api: Api) {
     );
 }
 
+async fn a_failed_import_keeps_nothing_of_itself(api: Api) {
+    api.collection_with(
+        "posts",
+        json!([{"name": "title", "type": "text"}]),
+        no_change(),
+        json!({"title": "hello"}),
+    )
+    .await;
+    let (_, mut def) = api.su("GET", "/api/collections/posts", None).await;
+    let mut fields = def["fields"].as_array().unwrap().clone();
+    rename("title", "headline")(&mut fields);
+    def["fields"] = Value::Array(fields);
+    let (status, body) = api
+        .su(
+            "PUT",
+            "/api/collections/import",
+            Some(json!({"collections": [
+                def,
+                {"name": "fresh", "fields": [{"name": "a", "type": "text"}]},
+                {"name": "broken", "fields": [{"name": "b", "type": "nonsense"}]}
+            ], "deleteMissing": false})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["data"]["collections"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("broken"),
+        "{body}"
+    );
+    // The rename and the new collection before the failure were rolled back with it.
+    let (status, _) = api.su("GET", "/api/collections/fresh", None).await;
+    assert_eq!(status, 404);
+    assert_eq!(api.only_record("posts").await["title"], "hello");
+    let (status, body) = api
+        .su(
+            "POST",
+            "/api/collections/posts/records",
+            Some(json!({"title": "still here"})),
+        )
+        .await;
+    assert_eq!(status, 200, "the collection still works: {body}");
+}
+
+async fn one_value_and_several_convert_as_in_pocketbase(api: Api) {
+    let values = json!(["a", "b", "c"]);
+    api.collection_with(
+        "picks",
+        json!([
+            {"name": "one", "type": "select", "values": values, "maxSelect": 1},
+            {"name": "many", "type": "select", "values": values, "maxSelect": 3},
+            {"name": "none", "type": "select", "values": values, "maxSelect": 3}
+        ]),
+        no_change(),
+        json!({"one": "b", "many": ["a", "c"]}),
+    )
+    .await;
+    let (status, body) = api
+        .change(
+            "picks",
+            |fields| {
+                for f in fields.iter_mut() {
+                    if f["name"] == "one" {
+                        f["maxSelect"] = json!(2);
+                    } else if f["name"] == "many" || f["name"] == "none" {
+                        f["maxSelect"] = json!(1);
+                    }
+                }
+            },
+            no_change(),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let r = api.only_record("picks").await;
+    assert_eq!(r["one"], json!(["b"]), "{r}");
+    assert_eq!(
+        r["many"],
+        json!("c"),
+        "the last value stays, as in PocketBase: {r}"
+    );
+    assert_eq!(r["none"], json!(""), "{r}");
+    // And back.
+    let (status, body) = api
+        .change(
+            "picks",
+            |fields| {
+                for f in fields.iter_mut().filter(|f| f["name"] == "many") {
+                    f["maxSelect"] = json!(3);
+                }
+            },
+            no_change(),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(api.only_record("picks").await["many"], json!(["c"]));
+}
+
 on_both_engines!(
     a_renamed_field_keeps_its_values,
     a_rename_with_new_options_applies_both,
@@ -478,4 +576,6 @@ on_both_engines!(
     what_cannot_follow_a_rename_is_refused,
     system_fields_are_not_renamed,
     an_import_renames_by_id_and_keeps_values,
+    a_failed_import_keeps_nothing_of_itself,
+    one_value_and_several_convert_as_in_pocketbase,
 );

@@ -7,7 +7,9 @@
 //! it follow. Renames go through temporary names first, so two fields can swap names in one
 //! change. The collection's indexes are dropped and created again from the new definition
 //! whenever a column is renamed or dropped or the index list changes: an index that still names
-//! an old column is refused with the index's own error, as PocketBase refuses it. What the
+//! an old column is refused with the index's own error, as PocketBase refuses it. A select,
+//! relation or file field that changes between one value and several has its values converted
+//! as PocketBase converts them. What the
 //! database cannot carry along is refused before anything runs: a view collection that reads a
 //! renamed or dropped column (or the renamed table), and another collection's rule that names
 //! what this change removes.
@@ -43,6 +45,8 @@ struct FieldDiff<'a> {
     dropped: Vec<&'a Field>,
     renamed: Vec<(&'a Field, &'a Field)>,
     added: Vec<&'a Field>,
+    /// Kept select, relation and file fields that change between one value and several.
+    multiplicity: Vec<&'a Field>,
 }
 
 impl<'a> FieldDiff<'a> {
@@ -64,6 +68,16 @@ impl<'a> FieldDiff<'a> {
                 .fields
                 .iter()
                 .filter(|f| by_id(old, &f.id).is_none())
+                .collect(),
+            multiplicity: old
+                .fields
+                .iter()
+                .filter_map(|f| by_id(new, &f.id).map(|n| (f, n)))
+                .filter(|(o, n)| {
+                    matches!(n.kind.as_str(), "select" | "relation" | "file")
+                        && o.is_multi() != n.is_multi()
+                })
+                .map(|(_, n)| n)
                 .collect(),
         }
     }
@@ -128,6 +142,9 @@ fn plan(old: &Collection, new: &Collection, diff: &FieldDiff<'_>, dialect: Diale
             quote(&n.name)
         )));
     }
+    for f in &diff.multiplicity {
+        steps.push(Step::script(convert_multiplicity(&t, f, dialect)));
+    }
     for f in &diff.added {
         steps.push(Step::script(format!(
             "ALTER TABLE {t} ADD COLUMN {}",
@@ -152,6 +169,37 @@ fn plan(old: &Collection, new: &Collection, diff: &FieldDiff<'_>, dialect: Diale
         }
     }
     steps
+}
+
+/// Converts the values of `f` (already under its new name) as PocketBase does when a select,
+/// relation or file field changes between one value and several: one value becomes a list of
+/// it, a list keeps its last value; empty stays empty.
+fn convert_multiplicity(table: &str, f: &Field, dialect: Dialect) -> String {
+    let c = quote(&f.name);
+    // A stored list is a JSON array; one value (an id, a select value, a file name) never
+    // starts with `[`.
+    let is_list = match dialect {
+        Dialect::Sqlite => format!("json_valid({c}) AND json_type({c}) = 'array'"),
+        Dialect::Postgres => format!("{c} LIKE '[%'"),
+    };
+    let value = if f.is_multi() {
+        let wrap = match dialect {
+            Dialect::Sqlite => format!("json_array({c})"),
+            Dialect::Postgres => format!("json_build_array({c})::text"),
+        };
+        format!(
+            "CASE WHEN COALESCE({c}, '') = '' THEN '[]' WHEN {is_list} THEN {c} ELSE {wrap} END"
+        )
+    } else {
+        let last = match dialect {
+            Dialect::Sqlite => format!("COALESCE(json_extract({c}, '$[#-1]'), '')"),
+            Dialect::Postgres => format!("COALESCE({c}::jsonb ->> -1, '')"),
+        };
+        format!(
+            "CASE WHEN COALESCE({c}, '') IN ('', '[]') THEN '' WHEN {is_list} THEN {last} ELSE {c} END"
+        )
+    };
+    format!("UPDATE {table} SET {c} = {value}")
 }
 
 /// A column name no field can have (field names cannot start with `_`), unique per field.
