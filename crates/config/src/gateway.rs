@@ -43,8 +43,14 @@ pub(crate) struct RawGateway {
     pub(crate) allow_reserved: Vec<String>,
     /// A client must send its request head within this time (slowloris).
     pub(crate) header_read_timeout_seconds: u64,
-    /// Largest request head, in bytes (431 beyond).
+    /// Largest request head, in bytes (431 beyond), as nginx's `large_client_header_buffers`.
     pub(crate) max_header_bytes: u64,
+    /// Longest request line or header line, in bytes (431 beyond).
+    pub(crate) max_header_line_bytes: u64,
+    /// `Upgrade` protocols passed on to upstreams (others are dropped from the request, which
+    /// goes on as an ordinary one). `h2c` is never allowed: it would hand the client an HTTP/2
+    /// connection past the gateway's routing and limits.
+    pub(crate) allowed_upgrades: Vec<String>,
     /// Most request headers (431 beyond).
     pub(crate) max_headers: u64,
     /// Connecting to an upstream member.
@@ -90,7 +96,9 @@ impl Default for RawGateway {
             trusted_proxies: Vec::new(),
             allow_reserved: Vec::new(),
             header_read_timeout_seconds: 10,
-            max_header_bytes: 64 * 1024,
+            max_header_bytes: 32 * 1024,
+            max_header_line_bytes: 8 * 1024,
+            allowed_upgrades: vec!["websocket".into()],
             max_headers: 100,
             connect_timeout_milliseconds: 3000,
             response_timeout_seconds: 60,
@@ -208,6 +216,10 @@ pub struct GatewayConfig {
     pub trusted_proxies: Vec<IpNet>,
     pub header_read_timeout: Duration,
     pub max_header_bytes: usize,
+    /// At most `max_header_bytes`.
+    pub max_header_line_bytes: usize,
+    /// Lower-case protocol names.
+    pub allowed_upgrades: Vec<String>,
     pub max_headers: usize,
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
@@ -429,6 +441,49 @@ pub(crate) fn validate(
         })
     };
 
+    let max_header_bytes = usize::try_from(at_least_one(
+        "gateway.max_header_bytes",
+        g.max_header_bytes,
+    )?)
+    .unwrap_or(usize::MAX)
+    .max(8192);
+    if g.max_header_line_bytes < 256 {
+        return Err(invalid(
+            "gateway.max_header_line_bytes",
+            format!(
+                "expected at least 256 bytes, got {}",
+                g.max_header_line_bytes
+            ),
+        ));
+    }
+    let max_header_line_bytes = usize::try_from(g.max_header_line_bytes)
+        .unwrap_or(usize::MAX)
+        .min(max_header_bytes);
+    let mut allowed_upgrades = Vec::new();
+    for (i, u) in g.allowed_upgrades.iter().enumerate() {
+        let name = u.trim().to_ascii_lowercase();
+        let token = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~/".contains(&b));
+        if !token {
+            return Err(invalid(
+                "gateway.allowed_upgrades",
+                format!("entry {} `{u}` is not a protocol name", i + 1),
+            ));
+        }
+        if name == "h2c" || name.starts_with("h2c/") {
+            return Err(invalid(
+                "gateway.allowed_upgrades",
+                format!(
+                    "entry {} `{u}`: h2c upgrades would give clients an HTTP/2 connection past the gateway; name members with h2c:// to speak HTTP/2 to them",
+                    i + 1
+                ),
+            ));
+        }
+        allowed_upgrades.push(name);
+    }
+
     Ok(GatewayConfig {
         upstreams: urls("gateway.upstreams", &g.upstreams)?,
         balance: g.balance,
@@ -440,12 +495,9 @@ pub(crate) fn validate(
             "gateway.header_read_timeout_seconds",
             g.header_read_timeout_seconds,
         )?),
-        max_header_bytes: usize::try_from(at_least_one(
-            "gateway.max_header_bytes",
-            g.max_header_bytes,
-        )?)
-        .unwrap_or(usize::MAX)
-        .max(8192),
+        max_header_bytes,
+        max_header_line_bytes,
+        allowed_upgrades,
         max_headers: usize::try_from(at_least_one("gateway.max_headers", g.max_headers)?)
             .unwrap_or(usize::MAX),
         connect_timeout: Duration::from_millis(at_least_one(
@@ -583,6 +635,18 @@ mod tests {
                 "gateway.trusted_proxies",
             ),
             ("[gateway]\nbalance = \"random\"", "gateway.balance"),
+            (
+                "[gateway]\nallowed_upgrades = [\"h2c\"]",
+                "gateway.allowed_upgrades",
+            ),
+            (
+                "[gateway]\nallowed_upgrades = [\"web socket\"]",
+                "gateway.allowed_upgrades",
+            ),
+            (
+                "[gateway]\nmax_header_line_bytes = 10",
+                "gateway.max_header_line_bytes",
+            ),
             (
                 "[gateway]\nallow_reserved = [\"shop\"]",
                 "gateway.allow_reserved",

@@ -82,7 +82,7 @@ pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             Head::Closed => return Next::Closed,
             Head::General => return Next::General(buf),
         };
-        let Some(req) = Plain::parse(&buf[..head_len]) else {
+        let Some(req) = Plain::parse(&buf[..head_len], &settings.rules) else {
             return Next::General(buf);
         };
         if limit::trusted(&settings.trusted_proxies, peer.ip()) {
@@ -237,10 +237,10 @@ struct Plain<'a> {
 }
 
 impl<'a> Plain<'a> {
-    fn parse(head: &'a [u8]) -> Option<Plain<'a>> {
-        // No body, no upgrade, no bare line ends or duplicate lengths.
+    fn parse(head: &'a [u8], rules: &framing::Rules) -> Option<Plain<'a>> {
+        // No body, no upgrade, nothing the guard refuses (it answers those on the general path).
         if !matches!(
-            framing::judge(head),
+            framing::judge(head, rules),
             framing::Verdict::NoBody | framing::Verdict::Length(0)
         ) {
             return None;
@@ -336,10 +336,8 @@ impl<'a> Plain<'a> {
         for (name, value) in &self.headers {
             if is_hop_by_hop(name)
                 || self.named.iter().any(|n| n.eq_ignore_ascii_case(name))
-                || name.eq_ignore_ascii_case("x-forwarded-for")
-                || name.eq_ignore_ascii_case("x-forwarded-proto")
-                || name.eq_ignore_ascii_case("x-forwarded-host")
-                || name.eq_ignore_ascii_case("forwarded")
+                || crate::proxy::names_the_client(name)
+                || name.eq_ignore_ascii_case(crate::message::REFUSED_HEADER)
             {
                 continue;
             }
@@ -347,6 +345,7 @@ impl<'a> Plain<'a> {
         }
         header_line(out, b"host", self.host.as_bytes());
         header_line(out, b"x-forwarded-for", ip_text.as_bytes());
+        header_line(out, b"x-real-ip", ip_text.as_bytes());
         header_line(out, b"x-forwarded-proto", proto);
         header_line(out, b"x-forwarded-host", self.host.as_bytes());
         out.extend_from_slice(b"forwarded: for=");
@@ -1020,8 +1019,14 @@ mod tests {
 
     #[test]
     fn only_plain_bodiless_heads_take_the_fast_path() {
-        let ok = b"GET /api/x?y=1 HTTP/1.1\r\nHost: a.example\r\nConnection: keep-alive, X-Drop\r\nX-Drop: 1\r\nX-Request-Id: abc\r\n\r\n";
-        let p = Plain::parse(ok).expect("plain");
+        let rules = framing::Rules {
+            head_max: 32 * 1024,
+            line_max: 8 * 1024,
+            upgrades: vec!["websocket".into()],
+            marker: "m".into(),
+        };
+        let ok = b"GET /api/x?y=1 HTTP/1.1\r\nHost: a.example\r\nConnection: keep-alive, X-Drop\r\nX-Drop: 1\r\nX-Request-Id: abc\r\nX-Real-IP: 6.6.6.6\r\nTrue-Client-IP: 6.6.6.6\r\nX-Forwarded-Port: 1\r\nCF-Connecting-IP: 6.6.6.6\r\n\r\n";
+        let p = Plain::parse(ok, &rules).expect("plain");
         assert_eq!(p.method, "GET");
         assert_eq!(p.target, "/api/x?y=1");
         assert_eq!(p.host, "a.example");
@@ -1041,6 +1046,15 @@ mod tests {
         assert!(!text.to_ascii_lowercase().contains("connection"), "{text}");
         assert!(text.contains("forwarded: for=10.0.0.1;proto=http;host=\"a.example\"\r\n"));
         assert!(text.contains("x-forwarded-for: 10.0.0.1\r\n"));
+        assert!(text.contains("x-real-ip: 10.0.0.1\r\n"), "{text}");
+        assert!(
+            !text.contains("6.6.6.6"),
+            "no client-supplied address: {text}"
+        );
+        assert!(
+            !text.to_ascii_lowercase().contains("x-forwarded-port"),
+            "{text}"
+        );
         assert!(text.ends_with("x-request-id: abc\r\n\r\n"));
         let hosts = text.lines().filter(|l| l.starts_with("host:")).count();
         assert_eq!(hosts, 1, "one Host header: {text}");
@@ -1055,9 +1069,10 @@ mod tests {
             b"GET /x HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n",
             b"GET /x HTTP/1.1\nHost: a\r\n\r\n",
             b"GET http://b/x HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET /x HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\n",
         ] {
             assert!(
-                Plain::parse(bad).is_none(),
+                Plain::parse(bad, &rules).is_none(),
                 "{}",
                 String::from_utf8_lossy(bad)
             );

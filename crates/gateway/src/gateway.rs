@@ -75,6 +75,8 @@ pub(crate) struct Settings {
     pub(crate) header_read_timeout: Duration,
     pub(crate) max_header_bytes: usize,
     pub(crate) max_headers: usize,
+    /// What the HTTP/1 guard refuses and passes on.
+    pub(crate) rules: Arc<crate::framing::Rules>,
     pub(crate) dns_refresh: Duration,
     pub(crate) health_interval: Option<Duration>,
     pub(crate) handshake_timeout: Duration,
@@ -82,9 +84,16 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
-    fn from(config: &Config) -> Settings {
+    /// `marker` proves the guard's refusals (kept across reloads).
+    fn from(config: &Config, marker: String) -> Settings {
         let g = &config.gateway;
         Settings {
+            rules: Arc::new(crate::framing::Rules {
+                head_max: g.max_header_bytes,
+                line_max: g.max_header_line_bytes,
+                upgrades: g.allowed_upgrades.clone(),
+                marker,
+            }),
             trusted_proxies: g.trusted_proxies.clone(),
             rate_limit_exempt: g.rate_limit_exempt.clone(),
             metrics_access: config.metrics.clone(),
@@ -124,7 +133,14 @@ impl Gateway {
         if backend.is_none() && config.gateway.upstreams.is_empty() {
             return Err(GatewayError::NoUpstream);
         }
-        let settings = Settings::from(config);
+        let marker: String = {
+            use rand::Rng;
+            let mut rng = rand::rng();
+            (0..32)
+                .map(|_| char::from(b"0123456789abcdef"[rng.random_range(0..16)]))
+                .collect()
+        };
+        let settings = Settings::from(config, marker);
         let site = load_site(&settings)?;
         let table = Table::build(config, backend.is_some(), None);
         let g = &config.gateway;
@@ -173,7 +189,8 @@ impl Gateway {
     /// # Errors
     /// The public folder of the new configuration cannot be read (nothing is swapped then).
     pub fn reload(&self, config: &Config) -> Result<(), GatewayError> {
-        let settings = Settings::from(config);
+        let marker = self.inner.settings.load().rules.marker.clone();
+        let settings = Settings::from(config, marker);
         let site = load_site(&settings)?;
         let old = self.inner.table.load_full();
         let table = Table::build(config, self.inner.backend.is_some(), Some(&old));
@@ -221,14 +238,27 @@ impl Gateway {
     }
 
     /// Handles one request from `peer`; `tls` when it came over HTTPS.
-    pub async fn handle(&self, req: Request<Body>, peer: SocketAddr, tls: bool) -> Response<Body> {
-        let mut res = self.route(req, peer, tls).await;
+    pub async fn handle(
+        &self,
+        mut req: Request<Body>,
+        peer: SocketAddr,
+        tls: bool,
+    ) -> Response<Body> {
+        let mut res = match self.refused(&mut req) {
+            Some(res) => res,
+            None => self.route(req, peer, tls).await,
+        };
         if tls && let Some(h) = &self.inner.hsts {
             res.headers_mut()
                 .entry(header::STRICT_TRANSPORT_SECURITY)
                 .or_insert(h.clone());
         }
         res
+    }
+
+    /// The answer to a request that breaks the message rules (see `message`).
+    fn refused(&self, req: &mut Request<Body>) -> Option<Response<Body>> {
+        crate::message::check(req, &self.inner.settings.load().rules)
     }
 
     async fn route(&self, req: Request<Body>, peer: SocketAddr, tls: bool) -> Response<Body> {
@@ -256,6 +286,10 @@ impl Gateway {
                 }
             }
             req.extensions_mut().insert(ConnectInfo(peer));
+            // What a client says of its own address is not believed here either.
+            if !limit::trusted(&settings.trusted_proxies, peer.ip()) {
+                proxy::drop_client_identity(req.headers_mut());
+            }
             return match backend.clone().oneshot(req).await {
                 Ok(r) => r,
                 Err(e) => match e {},
@@ -292,6 +326,7 @@ impl Gateway {
             body_limit: route.body_limit,
             connect_timeout: route.connect_timeout,
             request_id: Some(&id),
+            rules: &settings.rules,
         };
         let mut res = match &route.target {
             Target::Frontend => {

@@ -16,6 +16,7 @@ mod framing;
 mod gateway;
 mod h1pool;
 mod limit;
+mod message;
 mod pool;
 mod proxy;
 mod respond;

@@ -2,6 +2,8 @@
 //! pool, WebSocket tunnels, streamed bodies.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -84,10 +86,13 @@ pub(crate) struct Forward<'a> {
     pub(crate) body_limit: u64,
     pub(crate) connect_timeout: Duration,
     pub(crate) request_id: Option<&'a HeaderValue>,
+    /// Which upgrades are passed on.
+    pub(crate) rules: &'a crate::framing::Rules,
 }
 
-/// Hop-by-hop headers (RFC 9110 §7.6.1), removed in both directions.
-pub(crate) const HOP_BY_HOP: [&str; 8] = [
+/// Hop-by-hop headers (RFC 9110 §7.6.1), removed in both directions; `HTTP2-Settings` only
+/// means something on an h2c upgrade, which is never passed on.
+pub(crate) const HOP_BY_HOP: [&str; 9] = [
     "connection",
     "keep-alive",
     "proxy-connection",
@@ -96,7 +101,53 @@ pub(crate) const HOP_BY_HOP: [&str; 8] = [
     "transfer-encoding",
     "upgrade",
     "proxy-authorization",
+    "http2-settings",
 ];
+
+/// Headers that name the client's address, protocol or host, or rewrite the target, as
+/// proxies and CDNs set them; from anyone but a trusted proxy they are lies, so they are
+/// removed (and the gateway's own forwarding headers set). Every `X-Forwarded-*` counts.
+const CLIENT_IDENTITY: [&str; 16] = [
+    "forwarded",
+    "x-real-ip",
+    "x-client-ip",
+    "true-client-ip",
+    "client-ip",
+    "cf-connecting-ip",
+    "cf-connecting-ipv6",
+    "fastly-client-ip",
+    "x-cluster-client-ip",
+    "x-original-forwarded-for",
+    "x-originating-ip",
+    "x-remote-ip",
+    "x-remote-addr",
+    "x-original-host",
+    "x-original-url",
+    "x-rewrite-url",
+];
+
+/// Removes every header that names the client.
+pub(crate) fn drop_client_identity(h: &mut HeaderMap) {
+    if !h.keys().any(|k| names_the_client(k.as_str())) {
+        return;
+    }
+    let lies: Vec<HeaderName> = h
+        .keys()
+        .filter(|k| names_the_client(k.as_str()))
+        .cloned()
+        .collect();
+    for name in lies {
+        h.remove(name);
+    }
+}
+
+/// Whether a header names the client (see `CLIENT_IDENTITY`).
+pub(crate) fn names_the_client(name: &str) -> bool {
+    let prefix = "x-forwarded-";
+    (name.len() > prefix.len() && name[..prefix.len()].eq_ignore_ascii_case(prefix))
+        || name.eq_ignore_ascii_case("x-host")
+        || CLIENT_IDENTITY.iter().any(|h| h.eq_ignore_ascii_case(name))
+}
 
 /// Removes hop-by-hop headers, and the ones `Connection` names.
 pub(crate) fn strip_hop_by_hop(h: &mut HeaderMap) {
@@ -115,7 +166,9 @@ pub(crate) fn strip_hop_by_hop(h: &mut HeaderMap) {
     }
 }
 
-fn is_upgrade(h: &HeaderMap) -> Option<HeaderValue> {
+/// The `Upgrade` to pass on: asked for with `Connection: upgrade`, and of a protocol the
+/// rules allow. Any other is dropped with the hop-by-hop headers.
+fn is_upgrade(h: &HeaderMap, rules: &crate::framing::Rules) -> Option<HeaderValue> {
     let connection_upgrade = h
         .get_all(header::CONNECTION)
         .iter()
@@ -123,16 +176,21 @@ fn is_upgrade(h: &HeaderMap) -> Option<HeaderValue> {
         .flat_map(|v| v.split(','))
         .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
     if connection_upgrade {
-        h.get(header::UPGRADE).cloned()
+        h.get(header::UPGRADE)
+            .filter(|v| rules.allows_upgrade(v.as_bytes()))
+            .cloned()
     } else {
         None
     }
 }
 
-/// Sets `X-Forwarded-For/Proto/Host` and `Forwarded`; a trusted peer's values are extended,
-/// anyone else's replaced.
+/// Sets `X-Forwarded-For/Proto/Host`, `Forwarded` and `X-Real-IP`; a trusted peer's values
+/// are extended or kept, anyone else's removed with every other header that names the client.
 pub(crate) fn set_forwarding(h: &mut HeaderMap, peer: &Peer, host: Option<&HeaderValue>) {
     let ip = peer.addr.ip();
+    if !peer.trusted {
+        drop_client_identity(h);
+    }
     let proto = if peer.tls { "https" } else { "http" };
     let ip_text = match ip {
         IpAddr::V4(v) => v.to_string(),
@@ -188,6 +246,11 @@ pub(crate) fn set_forwarding(h: &mut HeaderMap, peer: &Peer, host: Option<&Heade
     if let Ok(v) = HeaderValue::from_str(&forwarded) {
         h.insert(header::FORWARDED, v);
     }
+    if !keep(h, "x-real-ip")
+        && let Ok(v) = HeaderValue::from_str(&ip_text)
+    {
+        h.insert("x-real-ip", v);
+    }
 }
 
 enum Outbound {
@@ -213,7 +276,7 @@ pub(crate) async fn forward(
     peer: &Peer,
 ) -> Response<Body> {
     let (mut parts, body) = req.into_parts();
-    let upgrade = is_upgrade(&parts.headers);
+    let upgrade = is_upgrade(&parts.headers, fwd.rules);
     // The client side of a tunnel, which hyper completes once the 101 is sent.
     let client_upgrade = if upgrade.is_some() {
         parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
@@ -221,6 +284,9 @@ pub(crate) async fn forward(
         None
     };
 
+    // Set when the client's streamed body fails: then the fault is the client's (400, or 413
+    // past the limit), not the upstream's, and the upstream never got a whole request.
+    let client_body = Arc::new(AtomicU8::new(BODY_OK));
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
@@ -253,7 +319,10 @@ pub(crate) async fn forward(
         }
     } else {
         let limit = usize::try_from(fwd.body_limit).unwrap_or(usize::MAX);
-        Outbound::Stream(Some(Body::new(http_body_util::Limited::new(body, limit))))
+        Outbound::Stream(Some(Body::new(Watched {
+            inner: http_body_util::Limited::new(body, limit),
+            broken: client_body.clone(),
+        })))
     };
 
     let host = parts.headers.get(header::HOST).cloned();
@@ -353,6 +422,9 @@ pub(crate) async fn forward(
                 return Response::from_parts(p, Body::new(counted));
             }
             Ok(Err(e)) => {
+                if let Some(res) = client_fault(&client_body) {
+                    return res;
+                }
                 fwd.pool.failed(&member);
                 let never_sent = e.never_sent;
                 tracing::warn!(pool = %fwd.pool.name, member = %member.label, error = %e.message, connect = never_sent, "upstream request failed");
@@ -367,6 +439,9 @@ pub(crate) async fn forward(
                 break;
             }
             Err(_) => {
+                if let Some(res) = client_fault(&client_body) {
+                    return res;
+                }
                 fwd.pool.failed(&member);
                 tracing::warn!(pool = %fwd.pool.name, member = %member.label, "upstream response timed out");
                 last_error = (
@@ -387,6 +462,65 @@ pub(crate) async fn forward(
         );
     }
     respond::error(last_error.0, last_error.1)
+}
+
+const BODY_OK: u8 = 0;
+const BODY_BROKEN: u8 = 1;
+const BODY_TOO_LARGE: u8 = 2;
+
+/// A client's request body on its way upstream, noting whether it failed and why.
+struct Watched {
+    inner: http_body_util::Limited<Body>,
+    broken: Arc<AtomicU8>,
+}
+
+impl http_body::Body for Watched {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Err(e))) = &polled {
+            let why = if e.is::<http_body_util::LengthLimitError>() {
+                BODY_TOO_LARGE
+            } else {
+                BODY_BROKEN
+            };
+            self.broken.store(why, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The answer when the request failed because of the client's own body.
+fn client_fault(broken: &AtomicU8) -> Option<Response<Body>> {
+    let (status, message) = match broken.load(Ordering::Relaxed) {
+        BODY_BROKEN => (
+            StatusCode::BAD_REQUEST,
+            "The request body is malformed (its chunked framing is broken) or ended early.",
+        ),
+        BODY_TOO_LARGE => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "The request body is too large.",
+        ),
+        _ => return None,
+    };
+    let mut res = respond::error(status, message);
+    // The rest of the body cannot be framed: the connection ends with this answer.
+    res.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    Some(res)
 }
 
 /// Joins the client's and the upstream's upgraded connections once the upstream said 101.
@@ -547,14 +681,7 @@ pub(crate) async fn outside(
     headers.remove(header::AUTHORIZATION);
     headers.remove(header::COOKIE);
     headers.remove(header::HOST);
-    for h in [
-        "x-forwarded-for",
-        "x-forwarded-proto",
-        "x-forwarded-host",
-        "forwarded",
-    ] {
-        headers.remove(h);
-    }
+    drop_client_identity(&mut headers);
     if let Some((name, value)) = &api.key_header {
         headers.insert(name.clone(), value.clone());
     }
@@ -604,6 +731,10 @@ mod tests {
         h.insert("x-forwarded-for", "6.6.6.6".parse().unwrap());
         h.insert("x-forwarded-proto", "https".parse().unwrap());
         h.insert("forwarded", "for=6.6.6.6".parse().unwrap());
+        h.insert("x-real-ip", "6.6.6.6".parse().unwrap());
+        h.insert("true-client-ip", "6.6.6.6".parse().unwrap());
+        h.insert("x-forwarded-port", "1".parse().unwrap());
+        h.insert("x-original-url", "/admin".parse().unwrap());
         let host: HeaderValue = "example.com".parse().unwrap();
         let stranger = Peer {
             addr: "1.2.3.4:5".parse().unwrap(),
@@ -619,6 +750,10 @@ mod tests {
             a["forwarded"],
             "for=1.2.3.4;proto=http;host=\"example.com\""
         );
+        assert_eq!(a["x-real-ip"], "1.2.3.4");
+        for gone in ["true-client-ip", "x-forwarded-port", "x-original-url"] {
+            assert!(!a.contains_key(gone), "{gone}");
+        }
         let proxy = Peer {
             trusted: true,
             ..stranger
@@ -633,5 +768,7 @@ mod tests {
                 .unwrap()
                 .starts_with("for=6.6.6.6, for=1.2.3.4")
         );
+        assert_eq!(b["x-real-ip"], "6.6.6.6");
+        assert_eq!(b["true-client-ip"], "6.6.6.6");
     }
 }

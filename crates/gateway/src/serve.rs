@@ -73,7 +73,8 @@ impl Gateway {
             .http1()
             .timer(TokioTimer::new())
             .header_read_timeout(settings.header_read_timeout)
-            .max_buf_size(settings.max_header_bytes)
+            // The guard in front enforces `max_header_bytes`; this is a backstop behind it.
+            .max_buf_size(settings.max_header_bytes + 16 * 1024)
             .max_headers(settings.max_headers)
             .keep_alive(true);
         builder
@@ -107,6 +108,7 @@ impl Gateway {
                     let tls = self.inner.tls.clone();
                     let handshake_timeout = settings.handshake_timeout;
                     let head_timeout = settings.header_read_timeout;
+                    let rules = self.inner.settings.load().rules.clone();
                     // The handshake runs in the connection's own task: a slow client never
                     // holds up the accept loop.
                     tokio::spawn(async move {
@@ -129,7 +131,7 @@ impl Gateway {
                                 let Some(prefix) = fast_first(&fast_gw, &mut stream, peer, false, fast_path.then_some((stop, &fast_open))).await else {
                                     return;
                                 };
-                                let io = TokioIo::new(Guarded::new(crate::fast::Rewind::new(prefix, stream), head_timeout));
+                                let io = TokioIo::new(Guarded::new(crate::fast::Rewind::new(prefix, stream), head_timeout, rules));
                                 let conn = builder.serve_connection_with_upgrades(io, service(false));
                                 watcher.watch(conn.into_owned()).await
                             }
@@ -152,7 +154,7 @@ impl Gateway {
                                 let Some(prefix) = fast_first(&fast_gw, &mut stream, peer, true, (fast_path && !h2).then_some((stop, &fast_open))).await else {
                                     return;
                                 };
-                                let io = TokioIo::new(Guarded::new(crate::fast::Rewind::new(prefix, stream), head_timeout));
+                                let io = TokioIo::new(Guarded::new(crate::fast::Rewind::new(prefix, stream), head_timeout, rules));
                                 let conn = builder.serve_connection_with_upgrades(io, service(true));
                                 watcher.watch(conn.into_owned()).await
                             }

@@ -9,6 +9,7 @@ mod collection_options;
 mod first_page;
 mod hardening;
 mod helpers;
+mod http_rules;
 mod process;
 mod records;
 mod schema_changes;
