@@ -242,10 +242,11 @@ fn serve(
                 config.file.clone(),
                 flags,
             ));
+            let shutdown = shutdown_signal();
             let scheme = gateway.scheme();
             tracing::info!(addr = %addr, "listening on {scheme}://{addr}");
             gateway
-                .serve(listener, shutdown_signal())
+                .serve(listener, shutdown)
                 .await
                 .context("server stopped with an error")?;
             tracing::info!("stopped");
@@ -363,30 +364,39 @@ async fn reload_on_change(
 }
 
 /// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    // The handlers are installed now, not at the first poll: a signal that comes right after
+    // the "listening" line must stop the server cleanly, not kill it.
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let interrupt = signal(SignalKind::interrupt());
+        let terminate = signal(SignalKind::terminate());
+        async move {
+            let wait = |s: std::io::Result<tokio::signal::unix::Signal>, name: &'static str| async move {
+                match s {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "cannot listen for {name}");
+                        std::future::pending::<()>().await;
+                    }
+                }
+            };
+            tokio::select! {
+                () = wait(interrupt, "SIGINT") => tracing::info!(signal = "SIGINT", "shutting down"),
+                () = wait(terminate, "SIGTERM") => tracing::info!(signal = "SIGTERM", "shutting down"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
         if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "cannot listen for SIGINT");
+            tracing::error!(%error, "cannot listen for Ctrl-C");
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!(signal = "SIGINT", "shutting down"),
-        () = term => tracing::info!(signal = "SIGTERM", "shutting down"),
+        tracing::info!(signal = "SIGINT", "shutting down");
     }
 }
 
