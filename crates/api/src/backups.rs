@@ -84,12 +84,31 @@ async fn create(
     let body: CreateBody = if bytes.iter().all(u8::is_ascii_whitespace) {
         CreateBody { name: None }
     } else {
-        serde_json::from_slice(&bytes).map_err(|_| {
+        let invalid = || {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "Failed to load the submitted data due to invalid formatting.",
             )
-        })?
+        };
+        let value: Value = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+        // A key pier does not know is refused, never dropped (PocketBase ignores it).
+        if let Some(map) = value.as_object() {
+            let unknown: Vec<&String> = map.keys().filter(|k| k.as_str() != "name").collect();
+            if !unknown.is_empty() {
+                let mut e = ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "An error occurred while validating the submitted data.",
+                );
+                for k in unknown {
+                    e = e.with_data(
+                        k.clone(),
+                        json!({"code": "validation_unknown_field", "message": "Unknown field."}),
+                    );
+                }
+                return Err(e);
+            }
+        }
+        serde_json::from_value(value).map_err(|_| invalid())?
     };
     let name = match body.name.as_deref().filter(|n| !n.is_empty()) {
         Some(n) => Some(client_key("name", n)?),

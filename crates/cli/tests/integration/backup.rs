@@ -614,6 +614,20 @@ async fn the_backups_api_answers_superusers_only_as_pocketbase_does(engine: Engi
     )
     .await;
     assert_eq!(status, 400, "{body}");
+    // A key pier does not know is refused, naming it, and no backup is made.
+    let (status, body) = call(
+        c,
+        Method::POST,
+        &url("/api/backups"),
+        Some(&token),
+        Some(json!({"name": "api_two.tar.zst", "encrypt": true})),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["data"]["encrypt"]["code"], "validation_unknown_field",
+        "{body}"
+    );
 
     // List.
     let (status, list) = call(c, Method::GET, &url("/api/backups"), Some(&token), None).await;
