@@ -244,9 +244,10 @@ impl Gateway {
         peer: SocketAddr,
         tls: bool,
     ) -> Response<Body> {
-        let mut res = match self.refused(&mut req) {
+        let settings = self.inner.settings.load();
+        let mut res = match crate::message::check(&mut req, &settings.rules) {
             Some(res) => res,
-            None => self.route(req, peer, tls).await,
+            None => self.route(req, peer, tls, &settings).await,
         };
         if tls && let Some(h) = &self.inner.hsts {
             res.headers_mut()
@@ -256,22 +257,22 @@ impl Gateway {
         res
     }
 
-    /// The answer to a request that breaks the message rules (see `message`).
-    fn refused(&self, req: &mut Request<Body>) -> Option<Response<Body>> {
-        crate::message::check(req, &self.inner.settings.load().rules)
-    }
-
-    async fn route(&self, req: Request<Body>, peer: SocketAddr, tls: bool) -> Response<Body> {
+    async fn route(
+        &self,
+        req: Request<Body>,
+        peer: SocketAddr,
+        tls: bool,
+        settings: &Settings,
+    ) -> Response<Body> {
         let inner = &self.inner;
         let table = inner.table.load();
-        let settings = inner.settings.load();
         let host = host_of(&req);
         let path = req.uri().path().to_owned();
         let matched = table.route(&host, &path);
         let route = matched.route;
 
         if let Some(limiter) = &route.limiter
-            && let Err(res) = rate_limit(limiter, peer, &req, &settings)
+            && let Err(res) = rate_limit(limiter, peer, &req, settings)
         {
             return *res;
         }
@@ -539,7 +540,7 @@ fn allowed(settings: &Settings, peer: SocketAddr, headers: &http::HeaderMap) -> 
     constant_time_eq(presented.as_bytes(), pier_config::expose(token).as_bytes())
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

@@ -97,36 +97,25 @@ pub(crate) const REFUSED_HEADER: &str = "pier-refused";
 pub(crate) fn refusal_of(value: &http::HeaderValue, marker: &str) -> Option<Refusal> {
     let text = value.to_str().ok()?;
     let (token, code) = text.split_once(' ')?;
-    if token.len() != marker.len() || !constant_time_eq(token.as_bytes(), marker.as_bytes()) {
+    if !crate::gateway::constant_time_eq(token.as_bytes(), marker.as_bytes()) {
         return None;
     }
     Refusal::from_code(code)
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The answer to a request the HTTP/1 guard refused, or to an HTTP/2 request that breaks
 /// the same rules (RFC 9113 §8.3.1: one `Host`, agreeing with `:authority`; the line limit).
 /// An HTTP/1 request in absolute form gets its target's authority as its `Host`.
 pub(crate) fn check(req: &mut Request<Body>, rules: &Rules) -> Option<Response<Body>> {
+    let http2 = req.version() == http::Version::HTTP_2;
     let refusal = if let Some(v) = req.headers().get(REFUSED_HEADER) {
-        match refusal_of(v, &rules.marker) {
-            Some(r) => {
-                let mut res = respond::error(r.status(), r.message());
-                respond::security_headers(res.headers_mut());
-                res.headers_mut()
-                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
-                return Some(res);
-            }
-            None => {
-                // A client's own: it means nothing.
-                req.headers_mut().remove(REFUSED_HEADER);
-                None
-            }
+        let refusal = refusal_of(v, &rules.marker);
+        if refusal.is_none() {
+            // A client's own: it means nothing.
+            req.headers_mut().remove(REFUSED_HEADER);
         }
-    } else if req.version() == http::Version::HTTP_2 {
+        refusal
+    } else if http2 {
         let mut hosts = req.headers().get_all(header::HOST).iter();
         let host = hosts.next();
         let line_max = rules.line_max;
@@ -160,6 +149,12 @@ pub(crate) fn check(req: &mut Request<Body>, rules: &Rules) -> Option<Response<B
     refusal.map(|r| {
         let mut res = respond::error(r.status(), r.message());
         respond::security_headers(res.headers_mut());
+        // On HTTP/1 the connection cannot go on after a refused head; on HTTP/2 only the
+        // stream ends.
+        if !http2 {
+            res.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         res
     })
 }
