@@ -9,10 +9,9 @@
 //! whenever a column is renamed or dropped or the index list changes: an index that still names
 //! an old column is refused with the index's own error, as PocketBase refuses it. A select,
 //! relation or file field that changes between one value and several has its values converted
-//! as PocketBase converts them. What the
-//! database cannot carry along is refused before anything runs: a view collection that reads a
-//! renamed or dropped column (or the renamed table), and another collection's rule that names
-//! what this change removes.
+//! as PocketBase converts them. What the database cannot carry along is refused before anything
+//! runs: a view collection that reads a renamed or dropped column (or the renamed table), and
+//! another collection's rule that names what this change removes.
 
 use std::sync::{Arc, Mutex};
 
