@@ -4,6 +4,16 @@
 //! The [`Engine`] owns a cache of collection definitions (the `_collections` table is the source
 //! of truth) and runs every operation through `pier-storage`, so it works the same on SQLite
 //! and PostgreSQL.
+//!
+//! # Layout
+//! - `engine`: the [`Engine`] itself: construction, the store, the collection cache.
+//! - `collections/`: the system collections, create / update (the schema diff) / delete /
+//!   truncate / list, import, view collections, and what a definition may carry.
+//! - `records/`: list and view (`read`), create / update / delete (`write`), API rules
+//!   (`access`), `expand`, and field projection with `:excerpt` (`fields`).
+//! - `auth/`: passwords, tokens, password sign-in, superusers, the failed-sign-in limiter.
+//! - `model`, `values`, `schema`, `query`: collection and field types, values between JSON and
+//!   SQL, table DDL, and the filter language's resolver for collections.
 #![deny(clippy::unwrap_used)]
 
 mod auth;
@@ -11,16 +21,18 @@ mod collections;
 mod engine;
 mod error;
 mod ids;
-mod limits;
 mod migrations;
 mod model;
 mod query;
+mod records;
 mod schema;
 mod values;
 
 pub use auth::{Auth, TokenClaims};
-pub use engine::{Engine, ListQuery, ListResult, SUPERUSERS_ID, project};
+pub use collections::SUPERUSERS_ID;
+pub use engine::Engine;
 pub use error::RecordError;
 pub use migrations::MIGRATIONS;
 pub use model::{Collection, CollectionType, Field};
 pub use query::RequestInfo;
+pub use records::{ListQuery, ListResult, project};

@@ -378,7 +378,9 @@ impl Resolver for CollectionResolver<'_> {
             IdentSource::RequestAuth => {
                 let (id, cid) = match &self.req.auth {
                     Auth::Guest => (String::new(), String::new()),
-                    Auth::Superuser { id } => (id.clone(), crate::engine::SUPERUSERS_ID.to_owned()),
+                    Auth::Superuser { id } => {
+                        (id.clone(), crate::collections::SUPERUSERS_ID.to_owned())
+                    }
                     Auth::Record { collection_id, id } => (id.clone(), collection_id.clone()),
                 };
                 let key = ident.path.first().map(String::as_str).unwrap_or("");

@@ -5,7 +5,8 @@ use serde_json::{Map, Value};
 
 use super::options;
 use super::sql_names;
-use crate::engine::{Engine, auth_fields, auth_options, id_field, now};
+use super::{auth_fields, auth_options, id_field};
+use crate::engine::{Engine, now};
 use crate::error::RecordError;
 use crate::ids;
 use crate::model::{Collection, CollectionType, FIELD_TYPES, Field, is_valid_name};
