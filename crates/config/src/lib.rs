@@ -5,8 +5,14 @@
 //! from and what was expected. Secrets (`database.url`, `database.password`, `metrics.token`,
 //! `apis.<name>.key`) are also accepted from a file: `NAME_FILE=/path` in the environment or
 //! `<key>_file = "/path"` in `pier.toml`; they are never printed.
+//!
+//! # Layout
+//! - `source`, `load`, `raw`: where values come from, the merged layers, and their raw shape.
+//! - `validate`: the layers become a [`Config`] (`model`), every bad value named with its key.
+//! - `database`, `gateway`, `tls`, `net`: the sections with rules of their own.
 #![deny(clippy::unwrap_used)]
 
+mod database;
 mod error;
 mod gateway;
 mod load;
@@ -15,6 +21,7 @@ mod net;
 mod raw;
 mod source;
 mod tls;
+mod validate;
 
 pub use error::ConfigError;
 pub use gateway::{
