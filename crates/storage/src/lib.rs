@@ -40,6 +40,9 @@ pub use snapshot::{
 };
 pub use value::{Rows, Value};
 
+/// Work to run once a transaction has committed (see [`Conn::after_commit`]).
+pub type AfterCommit = Box<dyn FnOnce() + Send + Sync>;
+
 /// A boxed, sendable future borrowing from `'a`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -74,6 +77,12 @@ pub trait Conn: Send {
     async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, StorageError>;
     /// Runs several `;`-separated statements without parameters (schema changes).
     async fn execute_script(&mut self, sql: &str) -> Result<(), StorageError>;
+    /// Runs `f` once this write has committed and never before: at the end of its
+    /// transaction, or of the [`Session`] it runs in. Writes that commit one after another run
+    /// their work in that order (on SQLite, on the writer thread, before the writes' callers
+    /// are answered), so keep it short. When the write rolls back, `f` is dropped unrun. On a
+    /// read-only transaction `f` is dropped.
+    fn after_commit(&mut self, f: AfterCommit);
 }
 
 /// Gauges and counters of the storage engine, read at scrape time.

@@ -8,7 +8,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use pier_config::{PgTlsMode, PostgresConfig, expose};
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 
-use crate::{BoxFuture, Conn, Dialect, Rows, StorageError, StoreStats, Value};
+use crate::{AfterCommit, BoxFuture, Conn, Dialect, Rows, StorageError, StoreStats, Value};
 
 type BoxError = Box<dyn Error + Sync + Send>;
 
@@ -71,7 +71,7 @@ impl PgStore {
             .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
             .start()
             .await?;
-        let mut conn = PgConn::Tx(&tx);
+        let mut conn = PgConn::new(PgInner::Tx(&tx));
         let out = f(&mut conn).await;
         // Ending a read-only transaction either way keeps nothing; rollback is cheapest.
         tx.rollback().await?;
@@ -87,11 +87,13 @@ impl PgStore {
     {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let mut conn = PgConn::Tx(&tx);
+        let mut conn = PgConn::new(PgInner::Tx(&tx));
         let out = f(&mut conn).await;
+        let after = std::mem::take(&mut conn.after);
         match out {
             Ok(v) => {
                 tx.commit().await?;
+                run_after_commit(after);
                 Ok(v)
             }
             Err(e) => {
@@ -116,6 +118,7 @@ impl PgStore {
         client.batch_execute("BEGIN").await?;
         Ok(PgSession {
             client: tokio::sync::Mutex::new(Some(client)),
+            after: std::sync::Mutex::default(),
         })
     }
 
@@ -311,17 +314,39 @@ fn text_to_sql(s: &str, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxErro
 
 /// A connection inside a PostgreSQL transaction: a transaction object, or a session's client
 /// on which `BEGIN` was issued.
-enum PgConn<'a> {
+enum PgInner<'a> {
     Tx(&'a deadpool_postgres::Transaction<'a>),
     Client(&'a deadpool_postgres::Object),
 }
 
-impl PgConn<'_> {
+/// A connection handed to closures, with the work its writes registered for after the commit.
+struct PgConn<'a> {
+    inner: PgInner<'a>,
+    after: Vec<AfterCommit>,
+}
+
+impl<'a> PgConn<'a> {
+    fn new(inner: PgInner<'a>) -> PgConn<'a> {
+        PgConn {
+            inner,
+            after: Vec::new(),
+        }
+    }
+
     async fn prepare(&self, sql: &str) -> Result<tokio_postgres::Statement, StorageError> {
-        Ok(match self {
-            PgConn::Tx(t) => t.prepare_cached(sql).await?,
-            PgConn::Client(c) => c.prepare_cached(sql).await?,
+        Ok(match &self.inner {
+            PgInner::Tx(t) => t.prepare_cached(sql).await?,
+            PgInner::Client(c) => c.prepare_cached(sql).await?,
         })
+    }
+}
+
+/// Runs a committed transaction's work, in order; one that panics does not stop the others.
+fn run_after_commit(after: Vec<AfterCommit>) {
+    for f in after {
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
+            tracing::error!("after-commit work panicked");
+        }
     }
 }
 
@@ -333,32 +358,38 @@ impl Conn for PgConn<'_> {
 
     async fn query(&mut self, sql: &str, params: &[Value]) -> Result<Rows, StorageError> {
         let stmt = self.prepare(sql).await?;
-        let rows = match self {
-            PgConn::Tx(t) => t.query(&stmt, &as_params(params)).await?,
-            PgConn::Client(c) => c.query(&stmt, &as_params(params)).await?,
+        let rows = match &self.inner {
+            PgInner::Tx(t) => t.query(&stmt, &as_params(params)).await?,
+            PgInner::Client(c) => c.query(&stmt, &as_params(params)).await?,
         };
         to_rows(&stmt, rows)
     }
 
     async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, StorageError> {
         let stmt = self.prepare(sql).await?;
-        Ok(match self {
-            PgConn::Tx(t) => t.execute(&stmt, &as_params(params)).await?,
-            PgConn::Client(c) => c.execute(&stmt, &as_params(params)).await?,
+        Ok(match &self.inner {
+            PgInner::Tx(t) => t.execute(&stmt, &as_params(params)).await?,
+            PgInner::Client(c) => c.execute(&stmt, &as_params(params)).await?,
         })
     }
 
     async fn execute_script(&mut self, sql: &str) -> Result<(), StorageError> {
-        match self {
-            PgConn::Tx(t) => t.batch_execute(sql).await.map_err(StorageError::from),
-            PgConn::Client(c) => c.batch_execute(sql).await.map_err(StorageError::from),
+        match &self.inner {
+            PgInner::Tx(t) => t.batch_execute(sql).await.map_err(StorageError::from),
+            PgInner::Client(c) => c.batch_execute(sql).await.map_err(StorageError::from),
         }
+    }
+
+    fn after_commit(&mut self, f: AfterCommit) {
+        self.after.push(f);
     }
 }
 
 /// A session: one pooled connection in one transaction until commit or rollback.
 pub(crate) struct PgSession {
     client: tokio::sync::Mutex<Option<deadpool_postgres::Object>>,
+    /// Work registered by the session's writes, run once it commits.
+    after: std::sync::Mutex<Vec<AfterCommit>>,
 }
 
 impl PgSession {
@@ -371,8 +402,13 @@ impl PgSession {
         if savepoint {
             client.batch_execute("SAVEPOINT s").await?;
         }
-        let mut conn = PgConn::Client(client);
+        let mut conn = PgConn::new(PgInner::Client(client));
         let r = f(&mut conn).await;
+        if r.is_ok()
+            && let Ok(mut after) = self.after.lock()
+        {
+            after.append(&mut conn.after);
+        }
         if savepoint {
             let end = if r.is_ok() {
                 "RELEASE s"
@@ -390,7 +426,16 @@ impl PgSession {
             return Ok(());
         };
         let sql = if commit { "COMMIT" } else { "ROLLBACK" };
-        client.batch_execute(sql).await.map_err(StorageError::from)
+        let after = self
+            .after
+            .lock()
+            .map(|mut a| std::mem::take(&mut *a))
+            .unwrap_or_default();
+        client.batch_execute(sql).await?;
+        if commit {
+            run_after_commit(after);
+        }
+        Ok(())
     }
 }
 

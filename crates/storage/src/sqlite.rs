@@ -16,7 +16,7 @@ use rusqlite::{Connection, OpenFlags, types::ValueRef};
 use tokio::sync::oneshot;
 
 use crate::sql::to_sqlite;
-use crate::{BoxFuture, Conn, Dialect, Rows, StorageError, StoreStats, Value};
+use crate::{AfterCommit, BoxFuture, Conn, Dialect, Rows, StorageError, StoreStats, Value};
 
 /// How long the writer waits for work before doing idle maintenance.
 const IDLE_TICK: Duration = Duration::from_secs(1);
@@ -129,9 +129,10 @@ impl SqliteStore {
                 std::thread::Builder::new()
                     .name(format!("pier-sqlite-reader-{i}"))
                     .spawn(move || {
-                        let mut conn = SqliteConn { conn };
+                        let mut conn = SqliteConn::new(conn);
                         while let Ok(job) = rx.recv() {
                             job(&mut conn);
+                            conn.after.clear();
                         }
                     })
                     .map_err(|e| StorageError::Open {
@@ -357,7 +358,7 @@ fn writer_loop(
         wal_max,
         busy_timeout,
     } = *limits;
-    let mut conn = SqliteConn { conn };
+    let mut conn = SqliteConn::new(conn);
     let mut batch: Vec<Box<dyn WriteTask>> = Vec::with_capacity(max_batch);
     let mut since_wal_check = 0u32;
     loop {
@@ -463,15 +464,18 @@ fn run_session(
                 let r = sc.conn.execute_batch("COMMIT").map_err(StorageError::from);
                 if r.is_err() {
                     let _ = sc.conn.execute_batch("ROLLBACK");
+                    sc.after.clear();
                 } else {
                     counters.commits.fetch_add(1, Ordering::Relaxed);
                     counters.committed_writes.fetch_add(1, Ordering::Relaxed);
+                    sc.run_after_commit();
                 }
                 let _ = reply.send(r);
                 return;
             }
             Ok(SessionCmd::Rollback) | Err(_) => {
                 let _ = sc.conn.execute_batch("ROLLBACK");
+                sc.after.clear();
                 return;
             }
         }
@@ -491,6 +495,7 @@ fn commit_batch(sc: &mut SqliteConn, batch: &mut Vec<Box<dyn WriteTask>>) {
         let ok = batch.first_mut().is_some_and(|t| t.run(sc));
         if !ok {
             let _ = sc.conn.execute_batch("ROLLBACK");
+            sc.after.clear();
             for t in batch.drain(..) {
                 t.finish(None);
             }
@@ -501,9 +506,11 @@ fn commit_batch(sc: &mut SqliteConn, batch: &mut Vec<Box<dyn WriteTask>>) {
             if let Err(e) = sc.conn.execute_batch("SAVEPOINT w") {
                 tracing::error!(error = %e, "sqlite savepoint failed");
             }
+            let mark = sc.after.len();
             let sp_end = if t.run(sc) {
                 "RELEASE w"
             } else {
+                sc.after.truncate(mark);
                 "ROLLBACK TO w; RELEASE w"
             };
             if let Err(e) = sc.conn.execute_batch(sp_end) {
@@ -515,6 +522,9 @@ fn commit_batch(sc: &mut SqliteConn, batch: &mut Vec<Box<dyn WriteTask>>) {
     if let Err(e) = &commit {
         tracing::error!(error = %e, writes = batch.len(), "sqlite commit failed");
         let _ = sc.conn.execute_batch("ROLLBACK");
+        sc.after.clear();
+    } else {
+        sc.run_after_commit();
     }
     for t in batch.drain(..) {
         t.finish(commit.as_ref().err());
@@ -634,6 +644,27 @@ fn configure_reader(conn: &Connection, config: &SqliteConfig) -> rusqlite::Resul
 /// which owns it for its whole life.
 pub(crate) struct SqliteConn {
     conn: Connection,
+    /// Work registered by the writes of the open transaction, run in order once it commits.
+    after: Vec<AfterCommit>,
+}
+
+impl SqliteConn {
+    fn new(conn: Connection) -> SqliteConn {
+        SqliteConn {
+            conn,
+            after: Vec::new(),
+        }
+    }
+
+    /// Runs the committed transaction's work, in order; one that panics does not stop the
+    /// others or the writer thread.
+    fn run_after_commit(&mut self) {
+        for f in self.after.drain(..) {
+            if std::panic::catch_unwind(AssertUnwindSafe(f)).is_err() {
+                tracing::error!("after-commit work panicked");
+            }
+        }
+    }
 }
 
 fn bind(stmt: &mut rusqlite::CachedStatement<'_>, params: &[Value]) -> rusqlite::Result<()> {
@@ -722,6 +753,10 @@ impl Conn for SqliteConn {
     async fn execute_script(&mut self, sql: &str) -> Result<(), StorageError> {
         self.conn.execute_batch(sql).map_err(StorageError::from)
     }
+
+    fn after_commit(&mut self, f: AfterCommit) {
+        self.after.push(f);
+    }
 }
 
 /// Runs `f` in a savepoint on a session's connection (a write inside the session).
@@ -730,10 +765,12 @@ where
     F: for<'c> FnOnce(&'c mut dyn Conn) -> BoxFuture<'c, Result<T, StorageError>>,
 {
     conn.conn.execute_batch("SAVEPOINT s")?;
+    let mark = conn.after.len();
     let r = run_closure(conn, f);
     let end = if r.is_ok() {
         "RELEASE s"
     } else {
+        conn.after.truncate(mark);
         "ROLLBACK TO s; RELEASE s"
     };
     conn.conn.execute_batch(end)?;

@@ -1,7 +1,7 @@
 use pier_core::ErrorKind;
 use pier_storage::{CORE_MIGRATIONS, Migration, StorageError, Store, Value};
 
-async fn table(store: &Store) {
+pub(crate) async fn table(store: &Store) {
     store
         .write(|c| {
             Box::pin(async move {

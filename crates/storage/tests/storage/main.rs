@@ -1,6 +1,7 @@
 //! The storage conformance suite: every case runs against SQLite and against PostgreSQL.
 #![allow(clippy::unwrap_used)] // Tests unwrap: a failure is a panic with its message.
 
+mod after_commit;
 mod cases;
 mod durability;
 mod sqlite_only;
@@ -56,7 +57,7 @@ macro_rules! storage_suite {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     let (store, _dir) = super::sqlite_store().await;
-                    super::cases::$name(store.clone()).await;
+                    super::suite::$name(store.clone()).await;
                     store.close().await;
                 }
             )*
@@ -66,7 +67,7 @@ macro_rules! storage_suite {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     let (store, _db) = super::pg_store().await;
-                    super::cases::$name(store.clone()).await;
+                    super::suite::$name(store.clone()).await;
                     store.close().await;
                 }
             )*
@@ -88,4 +89,11 @@ storage_suite!(
     wrong_parameter_counts_are_errors_not_panics,
     a_panicking_closure_is_an_error,
     sessions_commit_or_roll_back_as_one,
+    after_commit_work_runs_only_for_committed_writes_in_order,
 );
+
+/// Every case the suite runs, whichever file holds it.
+mod suite {
+    pub(crate) use crate::after_commit::*;
+    pub(crate) use crate::cases::*;
+}
