@@ -28,8 +28,9 @@ pub use gateway::{
     Balance, GatewayConfig, HealthCheck, RESERVED_LABELS, RateLimit, RouteConfig, RouteTarget,
 };
 pub use model::{
-    BackupsConfig, Config, DatabaseConfig, HttpConfig, LoadOptions, LogConfig, LogFormat, LogLevel,
-    MetricsConfig, OutsideApi, Paths, PostgresConfig, Role, SqliteConfig, expose,
+    BackupsConfig, Config, DatabaseConfig, EventsConfig, HttpConfig, LoadOptions, LogConfig,
+    LogFormat, LogLevel, MetricsConfig, OutsideApi, Paths, PostgresConfig, Role, SqliteConfig,
+    expose,
 };
 pub use net::IpNet;
 pub use raw::{AppEnv, Durability, PgTlsMode};

@@ -176,6 +176,34 @@ pub struct BackupsConfig {
     pub alert_webhook: Option<http::Uri>,
 }
 
+/// Record events after commit (`[events]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventsConfig {
+    /// PostgreSQL: events go through the outbox table to every backend.
+    pub outbox: bool,
+    /// Events kept in memory for subscribers that resume.
+    pub ring_size: usize,
+    /// How far a subscriber may fall behind before it is told it lagged.
+    pub subscriber_buffer: usize,
+    /// PostgreSQL: how long delivered events stay in the outbox.
+    pub keep: Duration,
+    /// PostgreSQL: how many delivered events the outbox keeps at most.
+    pub keep_count: u64,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        let raw = crate::raw::RawEvents::default();
+        EventsConfig {
+            outbox: raw.outbox,
+            ring_size: usize::try_from(raw.ring_size).unwrap_or(usize::MAX),
+            subscriber_buffer: usize::try_from(raw.subscriber_buffer).unwrap_or(usize::MAX),
+            keep: Duration::from_secs(raw.keep_seconds),
+            keep_count: raw.keep_count,
+        }
+    }
+}
+
 /// An outside API proxied under `/api/ext/<name>/`.
 #[derive(Debug, Clone)]
 pub struct OutsideApi {
@@ -202,6 +230,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub metrics: MetricsConfig,
     pub backups: BackupsConfig,
+    pub events: EventsConfig,
     pub apis: Vec<OutsideApi>,
     pub gateway: GatewayConfig,
     pub tls: crate::tls::TlsConfig,

@@ -59,6 +59,7 @@ pub(crate) struct RawConfig {
     pub(crate) database: RawDatabase,
     pub(crate) metrics: RawMetrics,
     pub(crate) backups: RawBackups,
+    pub(crate) events: RawEvents,
     /// Outside APIs, by name (`API_URL_<NAME>`, `API_KEY_<NAME>`).
     pub(crate) apis: BTreeMap<String, RawApi>,
     pub(crate) gateway: crate::gateway::RawGateway,
@@ -227,6 +228,35 @@ pub(crate) struct RawBackups {
     /// may carry a token; `backups.alert_webhook_file` works too).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) alert_webhook: Option<String>,
+}
+
+/// Record events after commit (`[events]`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawEvents {
+    /// PostgreSQL: write each transaction's events to the outbox table, so that every backend
+    /// on the database delivers them. Off, events reach only the backend that wrote them.
+    pub(crate) outbox: bool,
+    /// Events each process keeps in memory for subscribers that resume ("everything after N").
+    pub(crate) ring_size: u64,
+    /// Events a subscriber may fall behind by before it is told it lagged.
+    pub(crate) subscriber_buffer: u64,
+    /// PostgreSQL: delivered events are pruned from the outbox after this many seconds…
+    pub(crate) keep_seconds: u64,
+    /// …or when more than this many are kept.
+    pub(crate) keep_count: u64,
+}
+
+impl Default for RawEvents {
+    fn default() -> Self {
+        RawEvents {
+            outbox: true,
+            ring_size: 10_000,
+            subscriber_buffer: 1024,
+            keep_seconds: 3600,
+            keep_count: 100_000,
+        }
+    }
 }
 
 impl Default for RawBackups {

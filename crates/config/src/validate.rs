@@ -11,8 +11,8 @@ use secrecy::SecretString;
 use crate::database::database_config;
 use crate::load::Layers;
 use crate::model::{
-    BackupsConfig, Config, HttpConfig, LogConfig, LogFormat, LogLevel, MetricsConfig, OutsideApi,
-    Paths, Role,
+    BackupsConfig, Config, EventsConfig, HttpConfig, LogConfig, LogFormat, LogLevel, MetricsConfig,
+    OutsideApi, Paths, Role,
 };
 use crate::net::IpNet;
 use crate::raw::{AppEnv, RawConfig};
@@ -215,6 +215,24 @@ pub(crate) fn validate(raw: RawConfig, layers: Layers, role: Role) -> Result<Con
         },
     };
 
+    let e = &raw.events;
+    let at_least_one = |key: &str, n: u64| -> Result<usize, ConfigError> {
+        match usize::try_from(n) {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => Err(invalid(
+                key,
+                format!("expected a number from 1 up, got {n}"),
+            )),
+        }
+    };
+    let events = EventsConfig {
+        outbox: e.outbox,
+        ring_size: at_least_one("events.ring_size", e.ring_size)?,
+        subscriber_buffer: at_least_one("events.subscriber_buffer", e.subscriber_buffer)?,
+        keep: Duration::from_secs(e.keep_seconds.max(1)),
+        keep_count: e.keep_count.max(1),
+    };
+
     let mut apis = Vec::new();
     for (name, api) in &raw.apis {
         let key = format!("apis.{name}.url");
@@ -294,6 +312,7 @@ pub(crate) fn validate(raw: RawConfig, layers: Layers, role: Role) -> Result<Con
         database,
         metrics,
         backups,
+        events,
         apis,
         resolved: Arc::new(raw),
         layers: Arc::new(layers),
