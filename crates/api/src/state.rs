@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use pier_config::{Config, MetricsConfig};
+use pier_config::{Config, EventsConfig, MetricsConfig};
 use pier_ops::backup::{BackupSettings, Backups};
 use pier_ops::{Metrics, Readiness};
 use pier_records::Engine;
@@ -21,6 +21,7 @@ struct Inner {
     readiness: Arc<Readiness>,
     migrations: &'static [Migration],
     metrics_access: MetricsConfig,
+    events: EventsConfig,
     production: bool,
     backups: Backups,
     /// Notified when a restore was scheduled and the process should stop and start again.
@@ -49,6 +50,7 @@ impl AppState {
                 readiness,
                 migrations,
                 metrics_access: config.metrics.clone(),
+                events: config.events.clone(),
                 production: config.is_production(),
             }),
         }
@@ -70,7 +72,11 @@ impl AppState {
         }
         self.inner
             .engine
-            .get_or_try_init(|| async { Engine::new(self.inner.store.clone()).await.map(Arc::new) })
+            .get_or_try_init(|| async {
+                Engine::open(self.inner.store.clone(), self.inner.events.clone())
+                    .await
+                    .map(Arc::new)
+            })
             .await
             .cloned()
             .map_err(ApiError::from)

@@ -8,14 +8,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
+use pier_config::EventsConfig;
 use pier_core::time::format_datetime;
 use pier_filter::FilterError;
-use pier_storage::{Dialect, Store};
+use pier_storage::{Dialect, Rows, Store};
 use serde_json::{Map, json};
 
 use crate::auth;
 use crate::collections::superusers_collection;
 use crate::error::RecordError;
+use crate::events::{Change, Events, Payload};
 use crate::ids;
 use crate::model::Collection;
 use crate::values::Invalid;
@@ -28,7 +30,8 @@ struct Cache {
 }
 
 /// How stale the collection cache may get when other processes share the database
-/// (PostgreSQL): their schema and rule changes are seen within this delay.
+/// (PostgreSQL) and their changes cannot reach this one as events (the outbox is off or its
+/// listener is disconnected): their schema and rule changes are seen within this delay.
 const SHARED_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The records engine. Cheap to share behind an `Arc`.
@@ -36,6 +39,8 @@ pub struct Engine {
     pub(crate) store: Store,
     pub(crate) limiter: Arc<crate::auth::FailureLimiter>,
     cache: Arc<RwLock<Cache>>,
+    /// Record events after commit, shared by every engine made from this one.
+    pub(crate) events: Arc<Events>,
     /// Verified against when an identity is unknown, so that both cases cost the same.
     pub(crate) dummy_hash: String,
 }
@@ -78,14 +83,34 @@ impl Engine {
     /// # Errors
     /// When the database cannot be read or written.
     pub async fn new(store: Store) -> Result<Engine, RecordError> {
+        Engine::open(store, EventsConfig::default()).await
+    }
+
+    /// Like [`Engine::new`], with the event settings of the configuration (`[events]`).
+    ///
+    /// # Errors
+    /// When the database cannot be read or written.
+    pub async fn open(store: Store, events: EventsConfig) -> Result<Engine, RecordError> {
+        let events = Events::start(&store, events).await?;
         let dummy_hash = tokio::task::spawn_blocking(|| auth::hash_password(&ids::secret(24)))
             .await
             .map_err(|e| RecordError::BadRequest(e.to_string()))?
             .map_err(RecordError::BadRequest)?;
+        let cache: Arc<RwLock<Cache>> = Arc::default();
+        // Another backend changed a definition: the next lookup reloads them.
+        let stale = Arc::downgrade(&cache);
+        events.on_collections(Box::new(move || {
+            if let Some(cache) = stale.upgrade()
+                && let Ok(mut c) = cache.write()
+            {
+                c.loaded_at = None;
+            }
+        }));
         let engine = Engine {
             store,
             limiter: Arc::default(),
-            cache: Arc::default(),
+            cache,
+            events,
             dummy_hash,
         };
         let su = superusers_collection();
@@ -120,6 +145,7 @@ impl Engine {
             store,
             limiter: self.limiter.clone(),
             cache: self.cache.clone(),
+            events: self.events.clone(),
             dummy_hash: self.dummy_hash.clone(),
         }
     }
@@ -132,6 +158,7 @@ impl Engine {
             store,
             limiter: self.limiter.clone(),
             cache: Arc::new(RwLock::new(cache)),
+            events: self.events.clone(),
             dummy_hash: self.dummy_hash.clone(),
         }
     }
@@ -167,9 +194,13 @@ impl Engine {
     /// True when another process may have changed the collections since the last load. SQLite
     /// is held by one process, whose own changes reload the cache, so it never goes stale.
     fn cache_is_stale(&self) -> bool {
+        let by_events = self.events.shares_collection_changes();
         self.cache
             .read()
-            .map(|c| c.loaded_at.is_none_or(|t| t.elapsed() > SHARED_CACHE_TTL))
+            .map(|c| {
+                c.loaded_at
+                    .is_none_or(|t| !by_events && t.elapsed() > SHARED_CACHE_TTL)
+            })
             .unwrap_or(true)
     }
 
@@ -196,6 +227,52 @@ impl Engine {
         }
         self.reload().await?;
         self.cached(id_or_name).ok_or(RecordError::NotFound)
+    }
+
+    /// Record events after commit: subscribe here.
+    pub fn events(&self) -> &Arc<Events> {
+        &self.events
+    }
+
+    /// `c` as the cache shares it, for events, which outlive the request.
+    pub(crate) fn shared(&self, c: &Collection) -> Arc<Collection> {
+        self.cached(&c.id)
+            .filter(|s| s.updated == c.updated && s.name == c.name)
+            .unwrap_or_else(|| Arc::new(c.clone()))
+    }
+
+    /// One event per row of `rows` (a result of `c`'s columns), `previous` matched by id.
+    pub(crate) fn changes(
+        action: crate::events::Action,
+        c: &Arc<Collection>,
+        rows: &Arc<Rows>,
+        previous: Option<&Arc<Rows>>,
+    ) -> Vec<Change> {
+        let id_of = |rows: &Rows, i: usize| {
+            rows.column_index("id")
+                .and_then(|k| rows.iter().nth(i).and_then(|r| r.get(k)))
+                .and_then(|v| v.as_str().map(str::to_owned))
+        };
+        let mut before = HashMap::new();
+        if let Some(p) = previous {
+            for i in 0..p.len() {
+                if let Some(id) = id_of(p, i) {
+                    before.insert(id, i);
+                }
+            }
+        }
+        (0..rows.len())
+            .map(|i| {
+                let previous = match (action, previous) {
+                    (crate::events::Action::Delete, _) => Some(Payload::row(c, rows, i)),
+                    (_, Some(p)) => id_of(rows, i)
+                        .and_then(|id| before.get(&id).copied())
+                        .map(|j| Payload::row(c, p, j)),
+                    _ => None,
+                };
+                Change::record(action, c, Payload::row(c, rows, i), previous)
+            })
+            .collect()
     }
 
     /// Every collection, oldest first.

@@ -56,4 +56,22 @@ pub const MIGRATIONS: &[Migration] = &[
                  CREATE UNIQUE INDEX _superusers_email ON _superusers (LOWER(email));
                  CREATE UNIQUE INDEX \"_superusers_tokenKey\" ON _superusers (\"tokenKey\");",
     },
+    Migration {
+        version: 4,
+        name: "events outbox",
+        // On SQLite events stay in the process that writes them: nothing to store.
+        sqlite: "-- The events outbox is PostgreSQL's alone.",
+        postgres: "CREATE TABLE _events (
+                     id BIGSERIAL PRIMARY KEY,
+                     seq BIGINT UNIQUE,
+                     created_at BIGINT NOT NULL,
+                     payload TEXT NOT NULL
+                 );
+                 CREATE INDEX _events_unnumbered ON _events (id) WHERE seq IS NULL;
+                 CREATE TABLE _events_head (
+                     id INTEGER PRIMARY KEY CHECK (id = 1),
+                     seq BIGINT NOT NULL
+                 );
+                 INSERT INTO _events_head (id, seq) VALUES (1, 0);",
+    },
 ];

@@ -61,6 +61,8 @@ pub struct Application {
     restart: Arc<tokio::sync::Notify>,
     /// In development: the state that offers the first-superuser setup link.
     setup: Option<AppState>,
+    /// What the handlers share (tests reach the records engine through it).
+    state: AppState,
 }
 
 impl Application {
@@ -147,6 +149,7 @@ impl Application {
             config.log.requests,
         ));
         let setup = (!config.is_production()).then(|| state.clone());
+        let shared = state.clone();
         let router = pier_api::router(state)
             .layer(DefaultBodyLimit::max(config.http.body_limit))
             .layer(axum::middleware::from_fn_with_state(observer, observe));
@@ -170,7 +173,16 @@ impl Application {
             schedule,
             restart,
             setup,
+            state: shared,
         })
+    }
+
+    /// The records engine the handlers use (tests subscribe to its events with it).
+    ///
+    /// # Errors
+    /// The database is not migrated yet, or cannot be read.
+    pub async fn engine(&self) -> Result<Arc<pier_records::Engine>, pier_api::ApiError> {
+        self.state.engine().await
     }
 
     /// The bound address.
@@ -214,6 +226,7 @@ impl Application {
             schedule,
             restart,
             setup,
+            state: _,
         } = self;
         let (stop_tx, mut stop_rx) = watch::channel(false);
         let (fatal_tx, mut fatal_rx) = tokio::sync::mpsc::channel::<StorageError>(1);

@@ -25,6 +25,8 @@ pub struct TestApp {
     pub base_url: String,
     pub client: reqwest::Client,
     pub store: Store,
+    /// The application's own records engine: its events are the API's.
+    pub engine: std::sync::Arc<pier_records::Engine>,
     /// The data folder; removed when the app is dropped.
     pub dir: tempfile::TempDir,
     /// The PostgreSQL database, for PostgreSQL apps.
@@ -111,6 +113,7 @@ pub async fn spawn_app_with(engine: Engine, extra: Vec<(&'static str, String)>) 
         .expect("app should build");
     let addr = app.addr();
     let store = app.store();
+    let engine = app.engine().await.expect("the records engine should start");
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(app.run_until_stopped(async move {
         let _ = stopped.await;
@@ -120,6 +123,7 @@ pub async fn spawn_app_with(engine: Engine, extra: Vec<(&'static str, String)>) 
         base_url: format!("http://{addr}"),
         client: reqwest::Client::new(),
         store,
+        engine,
         dir,
         pg,
         stop: Some(stop),

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::engine::{Engine, filter_error};
 use crate::error::RecordError;
+use crate::events::{Action, Change};
 use crate::model::{Collection, CollectionType};
 use crate::query::to_db;
 use crate::schema::{self, quote};
@@ -87,14 +88,24 @@ impl Engine {
             "TABLE"
         };
         let drop = format!("DROP {kind} {}", quote(&c.name));
+        // A table's records go with it: each is a delete event (a view holds none).
+        let read_all = (c.kind != CollectionType::View)
+            .then(|| format!("SELECT {} FROM {}", Self::columns(&c), quote(&c.name)));
         let id = c.id.clone();
+        let events = self.events.clone();
         self.store
             .write(move |tx| {
                 Box::pin(async move {
+                    let mut changes = Vec::new();
+                    if let Some(sql) = read_all {
+                        let rows = Arc::new(tx.query(&sql, &[]).await?);
+                        changes = Engine::changes(Action::Delete, &c, &rows, None);
+                    }
+                    changes.push(Change::collections(&c));
                     tx.execute_script(&drop).await?;
                     tx.execute("DELETE FROM _collections WHERE id = $1", &[id.into()])
-                        .await
-                        .map(|_| ())
+                        .await?;
+                    events.stage(tx, changes).await
                 })
             })
             .await?;
@@ -107,8 +118,20 @@ impl Engine {
     /// [`RecordError::NotFound`], storage errors.
     pub async fn truncate_collection(&self, id_or_name: &str) -> Result<(), RecordError> {
         let c = self.collection(id_or_name).await?;
+        let sql = format!(
+            "DELETE FROM {} RETURNING {}",
+            quote(&c.name),
+            Self::columns(&c)
+        );
+        let events = self.events.clone();
         self.store
-            .execute(format!("DELETE FROM {}", quote(&c.name)), vec![])
+            .write(move |tx| {
+                Box::pin(async move {
+                    let rows = Arc::new(tx.query(&sql, &[]).await?);
+                    let changes = Engine::changes(Action::Delete, &c, &rows, None);
+                    events.stage(tx, changes).await
+                })
+            })
             .await?;
         Ok(())
     }
@@ -199,6 +222,7 @@ impl Engine {
             c.created.clone().into(),
             kind.into(),
         ];
+        let (events, changed) = (self.events.clone(), Change::collections(c));
         self.store
             .write(move |tx| {
                 Box::pin(async move {
@@ -208,7 +232,8 @@ impl Engine {
                         &params,
                     )
                     .await?;
-                    tx.execute_script(&ddl).await
+                    tx.execute_script(&ddl).await?;
+                    events.stage(tx, vec![changed]).await
                 })
             })
             .await

@@ -21,6 +21,7 @@ use serde_json::Value;
 use super::sql_names;
 use crate::engine::Engine;
 use crate::error::RecordError;
+use crate::events::Change;
 use crate::model::{Collection, CollectionType, Field};
 use crate::schema::{self, quote};
 
@@ -338,6 +339,7 @@ impl Engine {
         ];
         let failed: Arc<Mutex<Option<usize>>> = Arc::default();
         let failed_in = Arc::clone(&failed);
+        let (events, changed) = (self.events.clone(), Change::collections(c));
         self.store
             .write(move |tx| {
                 Box::pin(async move {
@@ -353,8 +355,8 @@ impl Engine {
                         "UPDATE _collections SET name = $2, data = $3, updated = $4 WHERE id = $1",
                         &params,
                     )
-                    .await
-                    .map(|_| ())
+                    .await?;
+                    events.stage(tx, vec![changed]).await
                 })
             })
             .await

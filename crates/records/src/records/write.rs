@@ -2,12 +2,15 @@
 //! against the row it writes, including the values auth collections manage themselves
 //! (password, token key, `verified`) and relation checks.
 
-use pier_storage::{Dialect, Value as Db};
+use std::sync::Arc;
+
+use pier_storage::{Dialect, Rows, Value as Db};
 use serde_json::{Map, Value, json};
 
 use crate::auth::{self, Auth};
 use crate::engine::{Engine, now, validation};
 use crate::error::RecordError;
+use crate::events::Action;
 use crate::ids;
 use crate::model::{Collection, CollectionType, Field};
 use crate::query::RequestInfo;
@@ -318,11 +321,12 @@ impl Engine {
                 p,
             )
         });
+        let (events, shared) = (self.events.clone(), self.shared(c));
         let rows = self
             .store
             .write(move |tx| {
                 Box::pin(async move {
-                    let rows = tx.query(&sql, &params).await?;
+                    let rows = Arc::new(tx.query(&sql, &params).await?);
                     if let Some((check_sql, check_params)) = check
                         && tx.query(&check_sql, &check_params).await?.is_empty()
                     {
@@ -331,6 +335,8 @@ impl Engine {
                             CREATE_RULE_FAILED,
                         ));
                     }
+                    let changes = Engine::changes(Action::Create, &shared, &rows, None);
+                    events.stage(tx, changes).await?;
                     Ok(rows)
                 })
             })
@@ -473,9 +479,18 @@ impl Engine {
             quote("id"),
             Self::columns(c)
         );
+        let (events, shared) = (self.events.clone(), self.shared(c));
+        let before = Arc::new(Rows::clone(&rows));
         let rows = self
             .store
-            .write(move |tx| Box::pin(async move { tx.query(&sql, &params).await }))
+            .write(move |tx| {
+                Box::pin(async move {
+                    let rows = Arc::new(tx.query(&sql, &params).await?);
+                    let changes = Engine::changes(Action::Update, &shared, &rows, Some(&before));
+                    events.stage(tx, changes).await?;
+                    Ok(rows)
+                })
+            })
             .await?;
         let row: Vec<Db> = rows
             .iter()
@@ -508,7 +523,15 @@ impl Engine {
         {
             return Err(RecordError::NotFound);
         }
-        let mut statements: Vec<(String, Vec<Db>)> = Vec::new();
+        // Each step changes the records of one collection: `before` reads the rows an update
+        // is about to change, so that its events carry them as `previous`.
+        struct Step {
+            collection: Arc<Collection>,
+            action: Action,
+            before: Option<String>,
+            sql: String,
+        }
+        let mut steps: Vec<Step> = Vec::new();
         for other in self.collections() {
             for f in other
                 .fields
@@ -516,38 +539,70 @@ impl Engine {
                 .filter(|f| f.kind == "relation" && f.opt_str("collectionId") == c.id)
             {
                 let (t, col) = (quote(&other.name), quote(&f.name));
+                let cols = Self::columns(&other);
+                let update = |set: String, filter: String| Step {
+                    collection: other.clone(),
+                    action: Action::Update,
+                    before: Some(format!("SELECT {cols} FROM {t} WHERE {filter}")),
+                    sql: format!("UPDATE {t} SET {col} = {set} WHERE {filter} RETURNING {cols}"),
+                };
                 if f.is_multi() {
                     // Remove the id from JSON arrays: rewrite in SQL per dialect.
-                    let sql = match self.dialect() {
-                        Dialect::Sqlite => format!(
-                            "UPDATE {t} SET {col} = COALESCE((SELECT json_group_array(value) FROM json_each({t}.{col}) WHERE value != $1), '[]') WHERE EXISTS (SELECT 1 FROM json_each({t}.{col}) WHERE value = $1)"
+                    steps.push(match self.dialect() {
+                        Dialect::Sqlite => update(
+                            format!("COALESCE((SELECT json_group_array(value) FROM json_each({t}.{col}) WHERE value != $1), '[]')"),
+                            format!("EXISTS (SELECT 1 FROM json_each({t}.{col}) WHERE value = $1)"),
                         ),
-                        Dialect::Postgres => format!(
-                            "UPDATE {t} SET {col} = COALESCE((SELECT json_agg(value)::text FROM jsonb_array_elements_text({col}::jsonb) AS e(value) WHERE value != $1), '[]') WHERE {col}::jsonb ? $1"
+                        Dialect::Postgres => update(
+                            format!("COALESCE((SELECT json_agg(value)::text FROM jsonb_array_elements_text({col}::jsonb) AS e(value) WHERE value != $1), '[]')"),
+                            format!("{col}::jsonb ? $1"),
                         ),
-                    };
-                    statements.push((sql, vec![id.into()]));
+                    });
                 } else if f.opt_bool("cascadeDelete") {
-                    statements.push((format!("DELETE FROM {t} WHERE {col} = $1"), vec![id.into()]));
+                    steps.push(Step {
+                        collection: other.clone(),
+                        action: Action::Delete,
+                        before: None,
+                        sql: format!("DELETE FROM {t} WHERE {col} = $1 RETURNING {cols}"),
+                    });
                 } else {
-                    statements.push((
-                        format!("UPDATE {t} SET {col} = '' WHERE {col} = $1"),
-                        vec![id.into()],
-                    ));
+                    steps.push(update("''".into(), format!("{col} = $1")));
                 }
             }
         }
-        statements.push((
-            format!("DELETE FROM {} WHERE {} = $1", quote(&c.name), quote("id")),
-            vec![id.into()],
-        ));
+        let shared = self.shared(c);
+        steps.push(Step {
+            sql: format!(
+                "DELETE FROM {} WHERE {} = $1 RETURNING {}",
+                quote(&c.name),
+                quote("id"),
+                Self::columns(c)
+            ),
+            collection: shared,
+            action: Action::Delete,
+            before: None,
+        });
+        let events = self.events.clone();
+        let id = Db::Text(id.to_owned());
         self.store
             .write(move |tx| {
                 Box::pin(async move {
-                    for (sql, params) in &statements {
-                        tx.execute(sql, params).await?;
+                    let mut changes = Vec::new();
+                    let params = [id];
+                    for s in &steps {
+                        let before = match &s.before {
+                            Some(sql) => Some(Arc::new(tx.query(sql, &params).await?)),
+                            None => None,
+                        };
+                        let rows = Arc::new(tx.query(&s.sql, &params).await?);
+                        changes.extend(Engine::changes(
+                            s.action,
+                            &s.collection,
+                            &rows,
+                            before.as_ref(),
+                        ));
                     }
-                    Ok(())
+                    events.stage(tx, changes).await
                 })
             })
             .await?;
