@@ -6,6 +6,8 @@ mod api;
 mod backup;
 mod cli;
 mod collection_options;
+mod events;
+mod events_across_backends;
 mod first_page;
 mod hardening;
 mod helpers;
