@@ -186,18 +186,10 @@ impl Engine {
                 "The request requires valid auth record from this collection.".into(),
             ));
         }
-        let rows = self
-            .store
-            .query(
-                format!("SELECT \"tokenKey\" FROM {} WHERE id = $1", quote(&c.name)),
-                vec![id.clone().into()],
-            )
-            .await?;
-        let key = rows
-            .scalar()
-            .and_then(Db::as_str)
-            .ok_or(RecordError::NotFound)?
-            .to_owned();
+        let key = self
+            .token_key(c, &id)
+            .await?
+            .ok_or(RecordError::NotFound)?;
         let presented = presented
             .strip_prefix("Bearer ")
             .unwrap_or(presented)
@@ -232,18 +224,10 @@ impl Engine {
         if !ids::is_valid_record_id(id) {
             return Err(RecordError::NotFound);
         }
-        let rows = self
-            .store
-            .query(
-                format!("SELECT \"tokenKey\" FROM {} WHERE id = $1", quote(&c.name)),
-                vec![id.into()],
-            )
-            .await?;
-        let key = rows
-            .scalar()
-            .and_then(Db::as_str)
-            .ok_or(RecordError::NotFound)?
-            .to_owned();
+        let key = self
+            .token_key(c, id)
+            .await?
+            .ok_or(RecordError::NotFound)?;
         let secret = c.token_secret().ok_or(RecordError::NotFound)?;
         let claims = TokenClaims {
             collection_id: c.id.clone(),

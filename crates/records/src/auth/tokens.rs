@@ -93,6 +93,25 @@ fn verify_signature(token: &str, key: &str) -> bool {
 const FILE_TOKEN_SECONDS: i64 = 180;
 
 impl Engine {
+    /// The `tokenKey` of record `id` of the auth collection `c`, which signs its tokens.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub(crate) async fn token_key(
+        &self,
+        c: &Collection,
+        id: &str,
+    ) -> Result<Option<String>, RecordError> {
+        let rows = self
+            .store
+            .query(
+                format!("SELECT \"tokenKey\" FROM {} WHERE id = $1", quote(&c.name)),
+                vec![id.into()],
+            )
+            .await?;
+        Ok(rows.scalar().and_then(Db::as_str).map(str::to_owned))
+    }
+
     pub(crate) fn issue_token(
         c: &Collection,
         id: &str,
@@ -142,16 +161,9 @@ impl Engine {
         let secret = c
             .token_secret()
             .ok_or_else(|| RecordError::BadRequest("Failed to authenticate.".into()))?;
-        let rows = self
-            .store
-            .query(
-                format!("SELECT \"tokenKey\" FROM {} WHERE id = $1", quote(&c.name)),
-                vec![id.clone().into()],
-            )
-            .await?;
-        let key = rows
-            .scalar()
-            .and_then(Db::as_str)
+        let key = self
+            .token_key(&c, &id)
+            .await?
             .ok_or_else(|| RecordError::BadRequest("Failed to authenticate.".into()))?;
         let claims = TokenClaims {
             collection_id: c.id.clone(),
@@ -180,18 +192,7 @@ impl Engine {
         let Some(secret) = c.token_secret() else {
             return Auth::Guest;
         };
-        let rows = match self
-            .store
-            .query(
-                format!("SELECT \"tokenKey\" FROM {} WHERE id = $1", quote(&c.name)),
-                vec![claims.id.clone().into()],
-            )
-            .await
-        {
-            Ok(r) => r,
-            Err(_) => return Auth::Guest,
-        };
-        let Some(key) = rows.scalar().and_then(Db::as_str) else {
+        let Ok(Some(key)) = self.token_key(&c, &claims.id).await else {
             return Auth::Guest;
         };
         if verify_signature(token, &format!("{key}{secret}")) {
