@@ -1,5 +1,6 @@
 //! pier's BaaS core, without HTTP: collections and their fields, records with PocketBase's
-//! validation and JSON shapes, API rules, and authentication (passwords and tokens).
+//! validation and JSON shapes, API rules, authentication (passwords and tokens), and record
+//! events after commit.
 //!
 //! The [`Engine`] owns a cache of collection definitions (the `_collections` table is the source
 //! of truth) and runs every operation through `pier-storage`, so it works the same on SQLite
@@ -12,6 +13,8 @@
 //! - `records/`: list and view (`read`), create / update / delete (`write`), API rules
 //!   (`access`), `expand`, and field projection with `:excerpt` (`fields`).
 //! - `auth/`: passwords, tokens, password sign-in, superusers, the failed-sign-in limiter.
+//! - `events/`: record events after commit ([`Events`]), in-process or through the
+//!   PostgreSQL outbox.
 //! - `model`, `values`, `schema`, `query`: collection and field types, values between JSON and
 //!   SQL, table DDL, and the filter language's resolver for collections.
 #![deny(clippy::unwrap_used)]

@@ -10,7 +10,10 @@
 //! - SQLite: one writer thread owns the read-write connection and commits queued writes in groups
 //!   (each in its own savepoint, so one failure does not undo the others) to share one fsync;
 //!   reader threads own read-only connections. Async callers only ever await a channel.
-//! - PostgreSQL: a connection pool, optionally over TLS.
+//! - PostgreSQL: a connection pool, optionally over TLS; [`Store::listen`] opens a connection
+//!   of its own for `LISTEN`.
+//! - [`Conn::after_commit`]: work a write registers to run once it has committed, in commit
+//!   order (record events are published this way).
 //!
 //! - [`snapshot`] and its siblings: consistent copies of the database for backups, their
 //!   checks, and putting one back.
@@ -181,6 +184,21 @@ where
     rx
 }
 
+/// A connection of its own that `LISTEN`s on one PostgreSQL channel ([`Store::listen`]).
+pub struct Listener {
+    notifications: tokio::sync::mpsc::Receiver<String>,
+    /// Keeps the connection open; `None` once it ended.
+    _client: Option<tokio_postgres::Client>,
+}
+
+impl Listener {
+    /// The payload of the next notification; `None` once the connection has ended (the server
+    /// went away or closed it), after which nothing more arrives: listen again.
+    pub async fn next(&mut self) -> Option<String> {
+        self.notifications.recv().await
+    }
+}
+
 /// A handle to the database. Clone it freely.
 #[derive(Clone)]
 pub struct Store {
@@ -328,6 +346,20 @@ impl Store {
         let sql = sql.into();
         self.write(move |c| Box::pin(async move { c.execute(&sql, &params).await }))
             .await
+    }
+
+    /// `LISTEN`s on a PostgreSQL channel over a connection of its own.
+    ///
+    /// # Errors
+    /// [`StorageError::Unavailable`] when the server cannot be reached; an error on SQLite,
+    /// which has no notifications.
+    pub async fn listen(&self, channel: &str) -> Result<Listener, StorageError> {
+        match &*self.engine {
+            Engine::Postgres(p) => p.listen(channel).await,
+            Engine::PgSession(_) | Engine::Sqlite(_) | Engine::SqliteSession(_) => Err(
+                StorageError::aborted(pier_core::ErrorKind::Internal, "LISTEN needs PostgreSQL"),
+            ),
+        }
     }
 
     /// Checks that the database answers.

@@ -14,6 +14,11 @@ type BoxError = Box<dyn Error + Sync + Send>;
 
 pub(crate) struct PgStore {
     pool: Pool,
+    /// How to open a connection outside the pool (a listener).
+    connect: (
+        tokio_postgres::Config,
+        tokio_postgres_rustls::MakeRustlsConnect,
+    ),
 }
 
 impl PgStore {
@@ -33,6 +38,7 @@ impl PgStore {
             PgTlsMode::Require => tokio_postgres::config::SslMode::Require,
         });
         let tls = tls_connector(config)?;
+        let connect = (pg.clone(), tls.clone());
         let manager = Manager::from_config(
             pg,
             tls,
@@ -50,7 +56,36 @@ impl PgStore {
                 message: format!("failed to build the connection pool: {e}"),
                 source: None,
             })?;
-        Ok(PgStore { pool })
+        Ok(PgStore { pool, connect })
+    }
+
+    /// Opens a connection of its own (named `pier-listener`, outside the pool) and `LISTEN`s on
+    /// `channel`.
+    pub(crate) async fn listen(&self, channel: &str) -> Result<crate::Listener, StorageError> {
+        let (mut config, tls) = self.connect.clone();
+        config.application_name("pier-listener");
+        let (client, mut connection) = config.connect(tls).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        tokio::spawn(async move {
+            loop {
+                match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                    Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) => {
+                        if tx.send(n.payload().to_owned()).await.is_err() {
+                            break;
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    // The connection ended: dropping `tx` tells the listener.
+                    Some(Err(_)) | None => break,
+                }
+            }
+        });
+        let quoted = format!("\"{}\"", channel.replace('"', "\"\""));
+        client.batch_execute(&format!("LISTEN {quoted}")).await?;
+        Ok(crate::Listener {
+            notifications: rx,
+            _client: Some(client),
+        })
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StorageError> {
