@@ -242,12 +242,18 @@ impl Engine {
     }
 
     /// One event per row of `rows` (a result of `c`'s columns), `previous` matched by id.
+    /// Each event of a many-row result holds its own row, so that events kept for resuming
+    /// subscribers keep only what they need.
     pub(crate) fn changes(
         action: crate::events::Action,
         c: &Arc<Collection>,
         rows: &Arc<Rows>,
         previous: Option<&Arc<Rows>>,
     ) -> Vec<Change> {
+        let one = |rows: &Arc<Rows>, i: usize| match rows.len() {
+            1 => rows.clone(),
+            _ => Arc::new(rows.single(i).unwrap_or_default()),
+        };
         let id_of = |rows: &Rows, i: usize| {
             rows.column_index("id")
                 .and_then(|k| rows.iter().nth(i).and_then(|r| r.get(k)))
@@ -257,20 +263,20 @@ impl Engine {
         if let Some(p) = previous {
             for i in 0..p.len() {
                 if let Some(id) = id_of(p, i) {
-                    before.insert(id, i);
+                    before.insert(id, one(p, i));
                 }
             }
         }
         (0..rows.len())
             .map(|i| {
-                let previous = match (action, previous) {
-                    (crate::events::Action::Delete, _) => Some(Payload::row(c, rows, i)),
-                    (_, Some(p)) => id_of(rows, i)
-                        .and_then(|id| before.get(&id).copied())
-                        .map(|j| Payload::row(c, p, j)),
-                    _ => None,
+                let row = one(rows, i);
+                let previous = match action {
+                    crate::events::Action::Delete => Some(Payload::row(c, &row, 0)),
+                    _ => id_of(rows, i)
+                        .and_then(|id| before.get(&id))
+                        .map(|p| Payload::row(c, p, 0)),
                 };
-                Change::record(action, c, Payload::row(c, rows, i), previous)
+                Change::record(action, c, Payload::row(c, &row, 0), previous)
             })
             .collect()
     }

@@ -108,6 +108,14 @@ impl Rows {
         self.rows
     }
 
+    /// Row `i` alone, with the same columns.
+    pub fn single(&self, i: usize) -> Option<Rows> {
+        Some(Rows {
+            columns: self.columns.clone(),
+            rows: vec![self.rows.get(i)?.clone()],
+        })
+    }
+
     /// The first column of the first row, if any.
     pub fn scalar(&self) -> Option<&Value> {
         self.rows.first().and_then(|r| r.first())
