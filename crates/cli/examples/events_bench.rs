@@ -20,7 +20,12 @@ use pier_config::{Config, Env, LoadOptions, Role};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["serve", n] => serve(n.parse().context("subscribers: a number")?).await,
         ["probe", url, count] => probe(url, count.parse().context("count: a number")?).await,
         _ => bail!("usage: events_bench serve SUBSCRIBERS | events_bench probe URL COUNT"),
@@ -60,7 +65,10 @@ async fn serve(subscribers: usize) -> anyhow::Result<()> {
             }
         });
     }
-    println!("listening on http://{} with {subscribers} subscribers", app.addr());
+    println!(
+        "listening on http://{} with {subscribers} subscribers",
+        app.addr()
+    );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     app.run_until_stopped(async move {
         tokio::select! {
@@ -91,7 +99,10 @@ async fn probe(url: &str, count: usize) -> anyhow::Result<()> {
     let engine = pier_records::Engine::open(store, config.events.clone()).await?;
     let mut sub = engine.events().subscribe();
     let client = reqwest::Client::new();
-    let target = format!("{}/api/collections/posts/records", url.trim_end_matches('/'));
+    let target = format!(
+        "{}/api/collections/posts/records",
+        url.trim_end_matches('/')
+    );
     let (mut after_ack, mut after_send) = (Vec::new(), Vec::new());
     for i in 0..count {
         let sent = Instant::now();

@@ -186,10 +186,7 @@ impl Engine {
                 "The request requires valid auth record from this collection.".into(),
             ));
         }
-        let key = self
-            .token_key(c, &id)
-            .await?
-            .ok_or(RecordError::NotFound)?;
+        let key = self.token_key(c, &id).await?.ok_or(RecordError::NotFound)?;
         let presented = presented
             .strip_prefix("Bearer ")
             .unwrap_or(presented)
@@ -224,10 +221,7 @@ impl Engine {
         if !ids::is_valid_record_id(id) {
             return Err(RecordError::NotFound);
         }
-        let key = self
-            .token_key(c, id)
-            .await?
-            .ok_or(RecordError::NotFound)?;
+        let key = self.token_key(c, id).await?.ok_or(RecordError::NotFound)?;
         let secret = c.token_secret().ok_or(RecordError::NotFound)?;
         let claims = TokenClaims {
             collection_id: c.id.clone(),
