@@ -14,5 +14,8 @@ mod helpers;
 mod http_rules;
 mod process;
 mod records;
+mod records_auth;
+mod records_collections;
+mod records_queries;
 mod schema_changes;
 mod settings;
