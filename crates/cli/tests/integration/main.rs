@@ -4,6 +4,7 @@
 
 mod api;
 mod backup;
+mod backup_api;
 mod cli;
 mod collection_options;
 mod events;
