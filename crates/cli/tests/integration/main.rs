@@ -7,6 +7,7 @@ mod backup;
 mod backup_api;
 mod cli;
 mod collection_options;
+mod crash;
 mod events;
 mod events_across_backends;
 mod first_page;
