@@ -1501,6 +1501,9 @@ def main(argv: list[str] | None = None) -> int:
 import tls_suites  # noqa: E402  (the `tls` suite, bench/tls_suites.py)
 
 tls_suites.register(sys.modules[__name__])
+import events_suite  # noqa: E402  (the `events` suite, bench/events_suite.py)
+
+events_suite.register(sys.modules[__name__])
 
 
 if __name__ == "__main__":

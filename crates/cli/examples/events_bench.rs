@@ -1,6 +1,7 @@
 //! The record-events benchmark's two programs (`bench/run events` drives them):
 //!
-//! - `events_bench serve N`: `pier serve`, configured as usual (environment, `pier.toml`), with
+//! - `events_bench serve N [--http ADDR] [--dir FOLDER]`: `pier serve`, configured as usual
+//!   (environment, `pier.toml`, and those two of its flags), with
 //!   N in-process subscribers that receive every event (and read its record, as a realtime
 //!   connection would), to measure what publishing costs the writers. At the end it prints how
 //!   many events they received and how often they lagged.
@@ -26,23 +27,38 @@ async fn main() -> anyhow::Result<()> {
         .collect::<Vec<_>>()
         .as_slice()
     {
-        ["serve", n] => serve(n.parse().context("subscribers: a number")?).await,
+        ["serve", n, flags @ ..] => serve(n.parse().context("subscribers: a number")?, flags).await,
         ["probe", url, count] => probe(url, count.parse().context("count: a number")?).await,
-        _ => bail!("usage: events_bench serve SUBSCRIBERS | events_bench probe URL COUNT"),
+        _ => bail!(
+            "usage: events_bench serve SUBSCRIBERS [--http ADDR] [--dir FOLDER] | events_bench probe URL COUNT"
+        ),
     }
 }
 
-fn config(role: Role) -> anyhow::Result<Config> {
+fn config(role: Role, flags: &[&str]) -> anyhow::Result<Config> {
+    let mut set = Vec::new();
+    for pair in flags.chunks(2) {
+        let (key, name) = match pair {
+            ["--http", _] => ("http.addr", "--http"),
+            ["--dir", _] => ("paths.data_dir", "--dir"),
+            _ => bail!("unknown flags {pair:?}: only --http ADDR and --dir FOLDER"),
+        };
+        set.push(pier_config::Flag {
+            key,
+            value: pair[1].to_owned(),
+            name,
+        });
+    }
     let options = LoadOptions {
         role,
         config_file: None,
-        flags: Vec::new(),
+        flags: set,
     };
     Ok(Config::load(options, &Env::from_process())?)
 }
 
-async fn serve(subscribers: usize) -> anyhow::Result<()> {
-    let config = config(Role::Serve)?;
+async fn serve(subscribers: usize, flags: &[&str]) -> anyhow::Result<()> {
+    let config = config(Role::Serve, flags)?;
     config.prepare_folders()?;
     let app = pier_server::Application::build(config).await?;
     let engine = app.engine().await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
@@ -94,7 +110,7 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 }
 
 async fn probe(url: &str, count: usize) -> anyhow::Result<()> {
-    let config = config(Role::Tool)?;
+    let config = config(Role::Tool, &[])?;
     let store = pier_storage::Store::open(&config.database).await?;
     let engine = pier_records::Engine::open(store, config.events.clone()).await?;
     let mut sub = engine.events().subscribe();
