@@ -64,15 +64,35 @@ def make_target(b, name: str, label: str, subscribers: int, env: dict) -> bl.Tar
     return bl.Target(name, label, argv, "/readyz", full_env, EXAMPLE, cli)
 
 
-def database_urls(base: str, names: list[str]) -> dict[str, str]:
-    """A fresh database per name in ``base``'s cluster (dropped first if it exists)."""
+def database_urls(base: str, names: list[str], stamp: str) -> dict[str, str]:
+    """A new database per name in ``base``'s cluster (``psql`` and CREATE DATABASE rights
+    needed), named with the run's stamp so that no existing database is touched."""
     out = {}
+    suffix = "".join(c for c in stamp.lower() if c.isalnum())
     for n in names:
-        for sql in (f"DROP DATABASE IF EXISTS {n}", f"CREATE DATABASE {n}"):
-            subprocess.run(["psql", base, "-q", "-c", sql], check=True, capture_output=True, text=True)
+        db = f"{n}_{suffix}"
+        subprocess.run(["psql", base, "-q", "-c", f"CREATE DATABASE {db}"], check=True,
+                       capture_output=True, text=True)
         u = urllib.parse.urlsplit(base)
-        out[n] = urllib.parse.urlunsplit((u.scheme, u.netloc, "/" + n, u.query, u.fragment))
+        out[n] = urllib.parse.urlunsplit((u.scheme, u.netloc, "/" + db, u.query, u.fragment))
     return out
+
+
+def drop_databases(base: str, urls: dict[str, str]) -> None:
+    """Drops the databases ``database_urls`` made (and only those)."""
+    for url in urls.values():
+        db = urllib.parse.urlsplit(url).path.lstrip("/")
+        subprocess.run(["psql", base, "-q", "-c", f"DROP DATABASE IF EXISTS {db}"], capture_output=True, text=True)
+
+
+# Every variable that could point pier at a database other than the one a variant names.
+def database_env(url: str | None) -> dict[str, str | None]:
+    env: dict[str, str | None] = {k: None for k in ("DATABASE_URL", "DB_HOST", "DB_PORT", "DB_NAME", "DB_USER",
+                                                    "DB_PASSWORD")}
+    env.update({k: None for k in os.environ if k.startswith("PIER_DATABASE__")})
+    if url:
+        env["DATABASE_URL"] = url
+    return env
 
 
 def final_line(log_path: Path) -> dict:
@@ -120,12 +140,12 @@ def measure(b, ctx, targets: list[bl.Target], tag: str) -> dict[str, dict]:
 def probe_latency(b, ctx, url: str) -> dict:
     """Backend A (`events_bench serve 0`) on ``url``, then the probe as another backend."""
     cfg = ctx.cfg
-    t = make_target(b, "pg-probe-a", "backend A", 0, {"DATABASE_URL": url})
+    t = make_target(b, "pg-probe-a", "backend A", 0, database_env(url))
     srv, _ = bl.start_server(t, cpu=cfg.server_cpu, log_path=ctx.logs_dir / "events-probe-a.log",
                              ready_timeout=cfg.ready_timeout, before_start=lambda s: b.records_prepare(t, s))
     try:
         b.records_create_collection(srv)
-        env = {**t.environ(), "DATABASE_URL": url}
+        env = t.environ()
         p = subprocess.run(["taskset", "-c", str(cfg.client_cpu), str(EXAMPLE), "probe",
                             f"http://{bl.HOST}:{srv.port}", str(PROBE_COUNT)],
                            capture_output=True, text=True, timeout=600, env=env, cwd=ctx.logs_dir)
@@ -144,7 +164,7 @@ def run_events(b, ctx) -> None:
         ctx.notes.append("events: skipped (no events_bench example and PIER_BIN_SKIP_BUILD=1)")
         return
     rows: list[list[str]] = []
-    sqlite = [make_target(b, f"sub{n}", f"{n} subscribers", n, {"DATABASE_URL": None}) for n in SUBSCRIBERS]
+    sqlite = [make_target(b, f"sub{n}", f"{n} subscribers", n, database_env(None)) for n in SUBSCRIBERS]
     res = measure(b, ctx, sqlite, "sqlite")
     entry["subscribers"] = res
     base = res.get("sub0", {}).get("requests_per_sec_median")
@@ -161,13 +181,16 @@ def run_events(b, ctx) -> None:
     if not url:
         ctx.notes.append("events: the PostgreSQL part was skipped (no DATABASE_URL; run under scripts/pg-throwaway)")
     else:
-        urls = database_urls(url, ["pier_events_on", "pier_events_off", "pier_events_probe"])
-        pg = [make_target(b, "outbox-on", "outbox on", 0, {"DATABASE_URL": urls["pier_events_on"]}),
-              make_target(b, "outbox-off", "outbox off", 0,
-                          {"DATABASE_URL": urls["pier_events_off"], "PIER_EVENTS__OUTBOX": "false"})]
-        pres = measure(b, ctx, pg, "postgres")
+        urls = database_urls(url, ["pier_events_on", "pier_events_off", "pier_events_probe"], ctx.stamp)
+        try:
+            pg = [make_target(b, "outbox-on", "outbox on", 0, database_env(urls["pier_events_on"])),
+                  make_target(b, "outbox-off", "outbox off", 0,
+                              {**database_env(urls["pier_events_off"]), "PIER_EVENTS__OUTBOX": "false"})]
+            pres = measure(b, ctx, pg, "postgres")
+            latency = probe_latency(b, ctx, urls["pier_events_probe"])
+        finally:
+            drop_databases(url, urls)
         on, off = pres.get("outbox-on"), pres.get("outbox-off")
-        latency = probe_latency(b, ctx, urls["pier_events_probe"])
         entry["postgres"] = {"outbox_on": on, "outbox_off": off, "latency_us": latency}
         if on and off:
             ratio = on["requests_per_sec_median"] / off["requests_per_sec_median"]
