@@ -270,12 +270,11 @@ impl Engine {
         (0..rows.len())
             .map(|i| {
                 let row = one(rows, i);
-                let previous = match action {
-                    crate::events::Action::Delete => Some(Payload::row(c, &row, 0)),
-                    _ => id_of(rows, i)
-                        .and_then(|id| before.get(&id))
-                        .map(|p| Payload::row(c, p, 0)),
-                };
+                // A delete's record is its previous state: `Event::previous` says so.
+                let previous = id_of(rows, i)
+                    .filter(|_| action != crate::events::Action::Delete)
+                    .and_then(|id| before.get(&id))
+                    .map(|p| Payload::row(c, p, 0));
                 Change::record(action, c, Payload::row(c, &row, 0), previous)
             })
             .collect()

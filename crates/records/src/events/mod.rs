@@ -176,9 +176,12 @@ impl Event {
         }
     }
 
-    /// The record before the change: for updates and deletes.
+    /// The record before the change: for updates and deletes (a delete's is its record).
     pub fn previous(&self) -> Option<&Map<String, Value>> {
-        self.previous.as_ref().map(Payload::json)
+        match self.action {
+            Action::Delete => Some(self.record()),
+            _ => self.previous.as_ref().map(Payload::json),
+        }
     }
 
     /// The event as JSON: `{seq, action, collectionId, collectionName, record, previous?}`.
@@ -299,7 +302,11 @@ impl Events {
             on_collections: OnceLock::new(),
         });
         if let Some(o) = &events.outbox {
-            o.spawn(Arc::downgrade(&events));
+            o.spawn(
+                Arc::downgrade(&events),
+                events.settings.keep,
+                events.settings.keep_count,
+            );
         }
         Ok(events)
     }
@@ -345,19 +352,20 @@ impl Events {
 
     /// Hands over an event numbered by the outbox; one already delivered is skipped.
     fn deliver(&self, event: Event) {
-        if event.action == Action::Collections
-            && let Some(f) = self.on_collections.get()
+        let collections = event.action == Action::Collections;
         {
+            let Ok(mut ring) = self.ring.lock() else {
+                return;
+            };
+            if event.seq <= ring.last {
+                return;
+            }
+            ring.last = event.seq;
+            self.keep(&mut ring, Arc::new(event));
+        }
+        if collections && let Some(f) = self.on_collections.get() {
             f();
         }
-        let Ok(mut ring) = self.ring.lock() else {
-            return;
-        };
-        if event.seq <= ring.last {
-            return;
-        }
-        ring.last = event.seq;
-        self.keep(&mut ring, Arc::new(event));
     }
 
     fn keep(&self, ring: &mut Ring, event: Arc<Event>) {

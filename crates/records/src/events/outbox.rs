@@ -102,14 +102,10 @@ impl Outbox {
     }
 
     /// Starts the numbering and the listener; both stop once `hub` is gone.
-    pub(super) fn spawn(self: &Arc<Self>, hub: Weak<Events>) {
+    pub(super) fn spawn(self: &Arc<Self>, hub: Weak<Events>, keep: Duration, keep_count: u64) {
         let numbering = self.clone();
-        let keep = hub
-            .upgrade()
-            .map(|h| (h.settings.keep, h.settings.keep_count));
         let h = hub.clone();
         tokio::spawn(async move {
-            let (keep, keep_count) = keep.unwrap_or((Duration::from_secs(3600), 100_000));
             let mut pruned = std::time::Instant::now();
             while h.strong_count() > 0 {
                 let _ = tokio::time::timeout(TICK, numbering.poke.notified()).await;
