@@ -443,7 +443,12 @@ async fn upsert_superuser(config: Config, email: String, password: String) -> an
         .context("failed to open the database")?;
     let result = async {
         store.migrate(MIGRATIONS).await?;
-        let engine = pier_records::Engine::new(store.clone())
+        // A one-shot command that publishes no record events: no outbox listener for it.
+        let events = pier_config::EventsConfig {
+            outbox: false,
+            ..config.events.clone()
+        };
+        let engine = pier_records::Engine::open(store.clone(), events)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         engine
