@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the SDK conformance suite (conformance.mjs) against pier: the same script that passes
+# Runs the SDK suites (conformance.mjs, files.mjs) against pier: the same script that passes
 # against the real PocketBase (run-pocketbase.sh), so pier's results are directly comparable.
 #
 # Usage: tests/sdk/run-pier.sh
@@ -104,8 +104,10 @@ fi
 say "pier (pid $SERVER_PID) is up at $PB_URL"
 
 set +e
-node "$SDK_DIR/conformance.mjs"
-status=$?
+status=0
+for suite in conformance files; do
+  node "$SDK_DIR/$suite.mjs" || status=$?
+done
 set -e
 if [[ $status -ne 0 ]]; then
   say "suite failed (exit $status); last lines of the server log:"

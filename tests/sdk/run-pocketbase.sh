@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the SDK conformance suite (conformance.mjs) against a throw-away REAL PocketBase.
+# Runs the SDK suites (conformance.mjs, files.mjs) against a throw-away REAL PocketBase.
 # This is how the suite itself is validated: it must pass fully here.
 #
 # Usage: tests/sdk/run-pocketbase.sh
@@ -105,8 +105,10 @@ fi
 say "PocketBase (pid $SERVER_PID) is up at $PB_URL"
 
 set +e
-node "$SDK_DIR/conformance.mjs"
-status=$?
+status=0
+for suite in conformance files; do
+  node "$SDK_DIR/$suite.mjs" || status=$?
+done
 set -e
 if [[ $status -ne 0 ]]; then
   say "suite failed (exit $status); last lines of the server log:"

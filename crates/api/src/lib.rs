@@ -7,12 +7,14 @@
 mod backups;
 mod batch;
 mod error;
+mod files;
 mod health;
 mod ops;
 mod records;
 mod settings;
 mod setup;
 mod state;
+mod uploads;
 
 pub use error::{ApiError, ErrorReport};
 pub use state::AppState;
@@ -22,13 +24,15 @@ use axum::Router;
 /// Every route of the backend: `/api/health`, `/livez`, `/readyz`, `/metrics`, and the PocketBase
 /// API fallback for unknown `/api/*` paths.
 pub fn router(state: AppState) -> Router {
+    let (_, upload_limit) = state.body_limits();
     Router::new()
         .merge(health::router())
         .merge(ops::router())
-        .merge(records::router())
+        .merge(records::router(upload_limit))
         .merge(batch::router())
         .merge(settings::router())
         .merge(backups::router())
+        .merge(files::router())
         .merge(setup::router())
         .route("/api/{*rest}", axum::routing::any(not_found))
         .with_state(state)

@@ -13,7 +13,10 @@ use serde_json::{Map, Value, json};
 
 use crate::{ApiError, AppState};
 
-pub(crate) fn router() -> Router<AppState> {
+/// `upload_limit`: the body limit of record creates and updates, which may carry files.
+pub(crate) fn router(upload_limit: u64) -> Router<AppState> {
+    let uploads =
+        axum::extract::DefaultBodyLimit::max(usize::try_from(upload_limit).unwrap_or(usize::MAX));
     Router::new()
         .route(
             "/api/collections",
@@ -51,11 +54,14 @@ pub(crate) fn router() -> Router<AppState> {
         )
         .route(
             "/api/collections/{collection}/records",
-            get(list_records).post(create_record),
+            get(list_records).post(create_record).layer(uploads),
         )
         .route(
             "/api/collections/{collection}/records/{id}",
-            get(view_record).patch(update_record).delete(delete_record),
+            get(view_record)
+                .patch(update_record)
+                .delete(delete_record)
+                .layer(uploads),
         )
 }
 
@@ -264,7 +270,13 @@ async fn delete_collection(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     require_superuser(&auth)?;
-    state.engine().await?.delete_collection(&name).await?;
+    let engine = state.engine().await?;
+    let id = engine.collection(&name).await.map(|c| c.id.clone()).ok();
+    engine.delete_collection(&name).await?;
+    // Its files go with it.
+    if let Some(id) = id {
+        crate::files::forget_collection(&state, &id);
+    }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -274,7 +286,13 @@ async fn truncate_collection(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     require_superuser(&auth)?;
-    state.engine().await?.truncate_collection(&name).await?;
+    let engine = state.engine().await?;
+    let id = engine.collection(&name).await.map(|c| c.id.clone()).ok();
+    engine.truncate_collection(&name).await?;
+    // Its files go with it.
+    if let Some(id) = id {
+        crate::files::forget_collection(&state, &id);
+    }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -371,10 +389,11 @@ async fn create_record(
     Query(q): Query<HashMap<String, String>>,
     headers: axum::http::HeaderMap,
     ctx: RequestContext,
-    JsonObject(body): JsonObject,
+    body: Request,
 ) -> Result<Response, ApiError> {
     let engine = state.engine().await?;
     let c = collection_context(&engine, &name).await?;
+    let mut received = crate::uploads::receive(&state, &c, &auth, None, body).await?;
     // The first superuser, created with the one-time setup token.
     let mut auth = auth;
     let mut claim = None;
@@ -391,8 +410,18 @@ async fn create_record(
             auth = crate::setup::SetupClaim::auth();
         }
     }
-    let req = ctx.info(&engine, auth, body).await;
-    let record = engine.create(&c, &req).await?;
+    let mut req = ctx
+        .info(&engine, auth, std::mem::take(&mut received.body))
+        .await;
+    req.uploads = std::mem::take(&mut received.uploads);
+    req.upload_id = received.upload_id.take();
+    let record = match engine.create(&c, &req).await {
+        Ok(r) => r,
+        Err(e) => {
+            received.discard().await;
+            return Err(e.into());
+        }
+    };
     if let Some(claim) = claim {
         claim.spend();
     }
@@ -405,12 +434,26 @@ async fn update_record(
     Path((name, id)): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
     ctx: RequestContext,
-    JsonObject(body): JsonObject,
+    body: Request,
 ) -> Result<Response, ApiError> {
     let engine = state.engine().await?;
     let c = collection_context(&engine, &name).await?;
-    let req = ctx.info(&engine, auth, body).await;
-    let record = engine.update(&c, &id, &req).await?;
+    // Files go under the record's folder only once the record is known to exist.
+    if !pier_files::is_stored_name(&id) {
+        return Err(ApiError::not_found());
+    }
+    let mut received = crate::uploads::receive(&state, &c, &auth, Some(&id), body).await?;
+    let mut req = ctx
+        .info(&engine, auth, std::mem::take(&mut received.body))
+        .await;
+    req.uploads = std::mem::take(&mut received.uploads);
+    let record = match engine.update(&c, &id, &req).await {
+        Ok(r) => r,
+        Err(e) => {
+            received.discard().await;
+            return Err(e.into());
+        }
+    };
     one(&engine, &c, record, &q, &req).await
 }
 

@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
 use pier_config::{Config, EventsConfig, MetricsConfig};
+use pier_files::{FileStore, ThumbLimits, Thumbs};
 use pier_ops::backup::{BackupSettings, Backups};
 use pier_ops::{Metrics, Readiness};
 use pier_records::Engine;
@@ -28,6 +29,12 @@ struct Inner {
     restart: Arc<tokio::sync::Notify>,
     /// The first-start setup token, while one is offered.
     setup: crate::setup::SetupSlot,
+    /// Uploaded files, and the thumbnails made of them.
+    files: FileStore,
+    thumbs: Arc<Thumbs>,
+    /// `http.body_limit_bytes` and `files.upload_limit_bytes`.
+    body_limit: usize,
+    upload_limit: u64,
 }
 
 impl AppState {
@@ -38,6 +45,7 @@ impl AppState {
         metrics: Arc<Metrics>,
         readiness: Arc<Readiness>,
         migrations: &'static [Migration],
+        files: FileStore,
     ) -> AppState {
         AppState {
             inner: Arc::new(Inner {
@@ -52,6 +60,16 @@ impl AppState {
                 metrics_access: config.metrics.clone(),
                 events: config.events.clone(),
                 production: config.is_production(),
+                files,
+                thumbs: Arc::new(Thumbs::new(
+                    config.files.thumb_workers,
+                    ThumbLimits {
+                        max_pixels: config.files.thumb_max_pixels,
+                        ..ThumbLimits::default()
+                    },
+                )),
+                body_limit: config.http.body_limit,
+                upload_limit: config.files.upload_limit,
             }),
         }
     }
@@ -73,13 +91,31 @@ impl AppState {
         self.inner
             .engine
             .get_or_try_init(|| async {
-                Engine::open(self.inner.store.clone(), self.inner.events.clone())
+                let engine = Engine::open(self.inner.store.clone(), self.inner.events.clone())
                     .await
-                    .map(Arc::new)
+                    .map(Arc::new)?;
+                engine
+                    .events()
+                    .on_files_removed(crate::files::janitor(self.inner.files.clone()));
+                Ok::<_, pier_records::RecordError>(engine)
             })
             .await
             .cloned()
             .map_err(ApiError::from)
+    }
+
+    /// Where uploaded files are kept.
+    pub fn files(&self) -> &FileStore {
+        &self.inner.files
+    }
+
+    pub(crate) fn thumbs(&self) -> &Thumbs {
+        &self.inner.thumbs
+    }
+
+    /// The limit of bodies without files, and of bodies with them.
+    pub(crate) fn body_limits(&self) -> (usize, u64) {
+        (self.inner.body_limit, self.inner.upload_limit)
     }
 
     /// The backup operations (shared with the schedule, so one runs at a time).

@@ -14,6 +14,7 @@
 
 mod database;
 mod error;
+mod files;
 mod gateway;
 mod load;
 mod model;
@@ -24,6 +25,7 @@ mod tls;
 mod validate;
 
 pub use error::ConfigError;
+pub use files::{FilesConfig, S3Config};
 pub use gateway::{
     Balance, GatewayConfig, HealthCheck, RESERVED_LABELS, RateLimit, RouteConfig, RouteTarget,
 };

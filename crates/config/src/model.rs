@@ -231,6 +231,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub backups: BackupsConfig,
     pub events: EventsConfig,
+    pub files: crate::files::FilesConfig,
     pub apis: Vec<OutsideApi>,
     pub gateway: GatewayConfig,
     pub tls: crate::tls::TlsConfig,

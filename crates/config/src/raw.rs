@@ -60,6 +60,7 @@ pub(crate) struct RawConfig {
     pub(crate) metrics: RawMetrics,
     pub(crate) backups: RawBackups,
     pub(crate) events: RawEvents,
+    pub(crate) files: crate::files::RawFiles,
     /// Outside APIs, by name (`API_URL_<NAME>`, `API_KEY_<NAME>`).
     pub(crate) apis: BTreeMap<String, RawApi>,
     pub(crate) gateway: crate::gateway::RawGateway,
@@ -291,5 +292,6 @@ pub(crate) fn is_secret(path: &str) -> bool {
             | "metrics.token"
             | "tls.acme_eab_hmac_key"
             | "backups.alert_webhook"
+            | "files.s3.secret"
     ) || (path.starts_with("apis.") && path.ends_with(".key"))
 }

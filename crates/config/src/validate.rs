@@ -233,6 +233,8 @@ pub(crate) fn validate(raw: RawConfig, layers: Layers, role: Role) -> Result<Con
         keep_count: e.keep_count.max(1),
     };
 
+    let files = crate::files::validate(&raw.files, &layers)?;
+
     let mut apis = Vec::new();
     for (name, api) in &raw.apis {
         let key = format!("apis.{name}.url");
@@ -313,6 +315,7 @@ pub(crate) fn validate(raw: RawConfig, layers: Layers, role: Role) -> Result<Con
         metrics,
         backups,
         events,
+        files,
         apis,
         resolved: Arc::new(raw),
         layers: Arc::new(layers),

@@ -324,7 +324,7 @@ impl Gateway {
             pool,
             path_and_query,
             response_timeout: route.response_timeout,
-            body_limit: route.body_limit,
+            body_limit: route.body_limit_for(&method, &matched.path),
             connect_timeout: route.connect_timeout,
             request_id: Some(&id),
             rules: &settings.rules,

@@ -93,11 +93,22 @@ pub(crate) struct Route {
     pub(crate) strip_prefix: bool,
     pub(crate) limiter: Option<Arc<RateLimiter>>,
     pub(crate) body_limit: u64,
+    /// The limit of bodies that may carry files (record create and update, `files.upload_limit_bytes`).
+    pub(crate) upload_limit: u64,
     pub(crate) response_timeout: Duration,
     pub(crate) connect_timeout: Duration,
 }
 
 impl Route {
+    /// The body limit of a request: uploads (multipart record writes) get the larger one.
+    pub(crate) fn body_limit_for(&self, method: &http::Method, path: &str) -> u64 {
+        if is_upload(method, path) {
+            self.body_limit.max(self.upload_limit)
+        } else {
+            self.body_limit
+        }
+    }
+
     fn new(label: &str, target: Target, table: &Defaults) -> Route {
         Route {
             label: label.to_owned(),
@@ -107,6 +118,7 @@ impl Route {
             strip_prefix: false,
             limiter: None,
             body_limit: table.body_limit,
+            upload_limit: table.upload_limit,
             response_timeout: table.response_timeout,
             connect_timeout: table.connect_timeout,
         }
@@ -114,6 +126,17 @@ impl Route {
 
     fn matches(&self, host: &str, path: &str) -> bool {
         self.host.matches(host) && prefix_matches(&self.prefix, path)
+    }
+}
+
+/// `POST /api/collections/{c}/records` and `PATCH /api/collections/{c}/records/{id}`: the
+/// requests that may carry files.
+fn is_upload(method: &http::Method, path: &str) -> bool {
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["api", "collections", _, "records"] => method == http::Method::POST,
+        ["api", "collections", _, "records", _] => method == http::Method::PATCH,
+        _ => false,
     }
 }
 
@@ -128,6 +151,7 @@ type PoolMaker<'a> = dyn FnMut(&str, &[Uri], Option<Duration>) -> Arc<Pool> + 'a
 
 struct Defaults {
     body_limit: u64,
+    upload_limit: u64,
     response_timeout: Duration,
     connect_timeout: Duration,
 }
@@ -178,6 +202,7 @@ impl Table {
         let g = &config.gateway;
         let defaults = Defaults {
             body_limit: config.http.body_limit as u64,
+            upload_limit: config.files.upload_limit,
             response_timeout: g.response_timeout,
             connect_timeout: g.connect_timeout,
         };
@@ -270,6 +295,8 @@ impl Table {
                 strip_prefix: r.strip_prefix,
                 limiter: r.rate_limit.map(|l| Arc::new(RateLimiter::new(l))),
                 body_limit: r.body_limit.unwrap_or(defaults.body_limit),
+                // A route's own limit holds for uploads too.
+                upload_limit: r.body_limit.unwrap_or(defaults.upload_limit),
                 response_timeout: r.response_timeout.unwrap_or(defaults.response_timeout),
                 connect_timeout: r.connect_timeout.unwrap_or(defaults.connect_timeout),
             });

@@ -36,8 +36,11 @@ pub use auth::{Auth, TokenClaims};
 pub use collections::SUPERUSERS_ID;
 pub use engine::Engine;
 pub use error::RecordError;
-pub use events::{Action, Event, Events, Gone, Lagged, Subscription};
+pub use events::{Action, Event, Events, FilesSink, Gone, Lagged, Subscription};
 pub use migrations::MIGRATIONS;
 pub use model::{Collection, CollectionType, Field};
 pub use query::RequestInfo;
-pub use records::{ListQuery, ListResult, project};
+pub use records::{
+    DEFAULT_MAX_FILE_SIZE, ListQuery, ListResult, RemovedFile, Upload, max_file_size, project,
+    upload_too_large,
+};

@@ -38,7 +38,7 @@ pub(crate) const FIELD_TYPES: &[&str] = &[
 ];
 
 impl Field {
-    pub(crate) fn opt_bool(&self, key: &str) -> bool {
+    pub fn opt_bool(&self, key: &str) -> bool {
         self.options
             .get(key)
             .and_then(Value::as_bool)

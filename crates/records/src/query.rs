@@ -30,6 +30,10 @@ pub struct RequestInfo {
     pub headers: Map<String, Value>,
     /// `GET`, `POST`, …
     pub method: String,
+    /// Files streamed into the store with this request (multipart create and update).
+    pub uploads: Vec<crate::records::Upload>,
+    /// The record id the uploads were stored under: a create whose body names no `id` takes it.
+    pub upload_id: Option<String>,
 }
 
 pub(crate) struct CollectionResolver<'a> {

@@ -8,6 +8,7 @@ use axum::extract::DefaultBodyLimit;
 use pier_api::AppState;
 use pier_config::{Config, DatabaseConfig, Role};
 use pier_core::ErrorKind;
+use pier_files::FileStore;
 use pier_gateway::{Backend, Gateway, GatewayError};
 use pier_ops::backup::{Backups, CronSchedule, RetentionPolicy, ScheduleConfig};
 use pier_ops::{Metrics, Readiness};
@@ -39,6 +40,8 @@ pub enum StartError {
     Gateway(#[from] GatewayError),
     #[error("server error")]
     Serve(#[source] std::io::Error),
+    #[error(transparent)]
+    Files(#[from] pier_files::FilesError),
     #[error("invalid value for `backups.cron`")]
     BackupSchedule(#[source] pier_ops::backup::CronError),
 }
@@ -122,12 +125,18 @@ impl Application {
             readiness.set_migrated();
         }
         let metrics = Arc::new(Metrics::new());
+        let files = match &config.files.s3 {
+            Some(s3) => FileStore::s3(s3),
+            None => FileStore::local(&config.paths.storage_dir),
+        }?;
+        tracing::info!(store = %files.backend(), "uploaded files");
         let state = AppState::new(
             &config,
             store.clone(),
             metrics.clone(),
             readiness.clone(),
             MIGRATIONS,
+            files,
         );
         let restart = state.restart_signal();
         let schedule = cron.map(|cron| {

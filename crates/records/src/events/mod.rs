@@ -271,7 +271,12 @@ pub struct Events {
     listening: AtomicBool,
     /// Told when another backend changed a collection definition.
     on_collections: OnceLock<Box<dyn Fn() + Send + Sync>>,
+    /// Told, once a write of this process commits, which files it took away.
+    on_files_removed: OnceLock<FilesSink>,
 }
+
+/// Receives the files a committed write took away (on the writer's thread: it must not block).
+pub type FilesSink = Arc<dyn Fn(Vec<crate::RemovedFile>) + Send + Sync>;
 
 impl Events {
     /// The hub for `store`. On PostgreSQL with the outbox on, it starts the outbox's
@@ -300,6 +305,7 @@ impl Events {
             settings,
             listening: AtomicBool::new(false),
             on_collections: OnceLock::new(),
+            on_files_removed: OnceLock::new(),
         });
         if let Some(o) = &events.outbox {
             o.spawn(
@@ -323,6 +329,14 @@ impl Events {
     ) -> Result<(), StorageError> {
         if changes.is_empty() {
             return Ok(());
+        }
+        // Files are deleted by the process that wrote, exactly once, after the commit.
+        if let Some(sink) = self.on_files_removed.get() {
+            let removed = crate::records::removed_files(&changes);
+            if !removed.is_empty() {
+                let sink = sink.clone();
+                tx.after_commit(Box::new(move || sink(removed)));
+            }
         }
         match &self.outbox {
             Some(o) => {
@@ -452,6 +466,12 @@ impl Events {
     /// with the outbox listener connected).
     pub(crate) fn shares_collection_changes(&self) -> bool {
         self.listening.load(Ordering::Relaxed)
+    }
+
+    /// Runs `f` with the files each committed write of this process took away (replaced or
+    /// removed from a file field, or deleted with their record, cascades included).
+    pub fn on_files_removed(&self, f: FilesSink) {
+        let _ = self.on_files_removed.set(f);
     }
 
     /// Runs `f` whenever an outbox event says a collection definition changed.

@@ -143,6 +143,8 @@ impl Engine {
             query,
             headers,
             method: method.to_owned(),
+            uploads: Vec::new(),
+            upload_id: None,
         }
     }
 }

@@ -1,14 +1,18 @@
 //! Records: list and view (`read`), create, update and delete (`write`), the API rules
-//! (`access`), relation expansion (`expand`) and field projection (`fields`). This file holds
+//! (`access`), relation expansion (`expand`), field projection (`fields`) and file fields
+//! (`files`). This file holds
 //! what they share: the list envelope and how a stored row becomes a record's JSON.
 
 mod access;
 mod expand;
 mod fields;
+mod files;
 mod read;
 mod write;
 
 pub use fields::project;
+pub(crate) use files::removed as removed_files;
+pub use files::{DEFAULT_MAX_FILE_SIZE, RemovedFile, Upload, max_file_size, upload_too_large};
 
 use pier_storage::{Rows, Value as Db};
 use serde_json::{Map, Value, json};

@@ -15,6 +15,7 @@ use crate::ids;
 use crate::model::{Collection, CollectionType, Field};
 use crate::query::RequestInfo;
 use crate::records::CREATE_RULE_FAILED;
+use crate::records::files;
 use crate::schema::quote;
 use crate::values::{self, Invalid};
 
@@ -247,7 +248,7 @@ impl Engine {
                 }
                 s.clone()
             }
-            _ => ids::record_id(),
+            _ => req.upload_id.clone().unwrap_or_else(ids::record_id),
         };
         let ts = now();
         let mut values: Vec<(&Field, Db)> = Vec::new();
@@ -275,10 +276,23 @@ impl Engine {
                 continue;
             }
             // Hidden fields are writable by superusers only; others' values are dropped.
-            let input = if f.hidden && !auth.is_superuser() {
-                None
-            } else {
-                body.get(&f.name)
+            let writable = !f.hidden || auth.is_superuser();
+            let resolved = match f.kind.as_str() {
+                "file" if writable => match files::resolve(f, body, &[], &req.uploads) {
+                    Some(Ok(list)) => Some(files::as_value(f, list)),
+                    Some(Err(e)) => {
+                        errors.push((f.name.clone(), e));
+                        continue;
+                    }
+                    None => None,
+                },
+                _ => None,
+            };
+            let input = match (&resolved, writable) {
+                (Some(v), _) => Some(v),
+                (None, false) => None,
+                (None, true) if f.kind == "file" => None,
+                (None, true) => body.get(&f.name),
             };
             match values::coerce(f, input) {
                 Ok(v) => values.push((f, v)),
@@ -432,6 +446,18 @@ impl Engine {
                 continue;
             }
             if f.hidden && !auth.is_superuser() {
+                continue;
+            }
+            if f.kind == "file" {
+                let current = files::names_in(&current, f);
+                match files::resolve(f, body, &current, &req.uploads) {
+                    Some(Ok(list)) => match values::coerce(f, Some(&files::as_value(f, list))) {
+                        Ok(v) => sets.push((f, v)),
+                        Err(e) => errors.push((f.name.clone(), e)),
+                    },
+                    Some(Err(e)) => errors.push((f.name.clone(), e)),
+                    None => {}
+                }
                 continue;
             }
             let mut value = body.get(&f.name).cloned();

@@ -1,0 +1,316 @@
+//! PocketBase's files routes: `GET|HEAD /api/files/{collection}/{recordId}/{filename}` (with
+//! `?thumb=`, `?download=1` and `?token=` for protected files, `Range` and `If-None-Match`),
+//! and the janitor that deletes files once the writes that took them away have committed.
+//!
+//! User content never runs in pier's origin: every file carries `X-Content-Type-Options:
+//! nosniff` and a sandboxing `Content-Security-Policy`, and types a browser would run (HTML,
+//! SVG, XML, anything not on the inline list) are served as attachments.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use pier_files::{FileStore, ThumbSpec};
+use pier_records::{Auth, FilesSink, RemovedFile};
+use serde_json::Map;
+
+use crate::uploads::store_error;
+use crate::{ApiError, AppState};
+
+/// PocketBase's policy for user files: nothing may run, styles and media stay inert.
+const CSP: &str = "default-src 'none'; media-src 'self'; style-src 'unsafe-inline'; sandbox";
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new().route(
+        "/api/files/{collection}/{record}/{filename}",
+        get(serve).head(serve),
+    )
+}
+
+/// The sink the records engine calls after each committed write: the files it took away are
+/// deleted (with their thumbnails) by one background task, in order.
+pub(crate) fn janitor(store: FileStore) -> FilesSink {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<RemovedFile>>();
+    tokio::spawn(async move {
+        while let Some(batch) = rx.recv().await {
+            for f in batch {
+                let key = pier_files::file_key(&f.collection_id, &f.record_id, &f.name);
+                let thumbs = format!("{}/{}/thumbs_{}", f.collection_id, f.record_id, f.name);
+                if let Err(e) = store.delete(&key).await {
+                    tracing::warn!("a removed file was not deleted: {e}");
+                }
+                if let Err(e) = store.delete_prefix(&thumbs).await {
+                    tracing::warn!("a removed file's thumbnails were not deleted: {e}");
+                }
+            }
+        }
+    });
+    Arc::new(move |batch| {
+        let _ = tx.send(batch);
+    })
+}
+
+/// Deletes every file of a collection (after the collection was deleted or truncated).
+pub(crate) fn forget_collection(state: &AppState, collection_id: &str) {
+    let store = state.files().clone();
+    let prefix = collection_id.to_owned();
+    tokio::spawn(async move {
+        if let Err(e) = store.delete_prefix(&prefix).await {
+            tracing::warn!("the files of a deleted collection were not all deleted: {e}");
+        }
+    });
+}
+
+async fn serve(
+    State(state): State<AppState>,
+    Path((collection, record_id, filename)): Path<(String, String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if !pier_files::is_stored_name(&filename) || !pier_files::is_stored_name(&record_id) {
+        return Err(ApiError::not_found());
+    }
+    let engine = state.engine().await?;
+    let c = engine
+        .collection(&collection)
+        .await
+        .map_err(|_| ApiError::not_found())?;
+    let everything = engine
+        .request_info(
+            Auth::Superuser { id: String::new() },
+            "GET",
+            Map::new(),
+            Map::new(),
+            Map::new(),
+        )
+        .await;
+    let record = engine
+        .view(&c, &record_id, &everything)
+        .await
+        .map_err(|_| ApiError::not_found())?;
+    // The name must be one of the record's files.
+    let field = c
+        .fields
+        .iter()
+        .filter(|f| f.kind == "file")
+        .find(|f| match record.get(&f.name) {
+            Some(serde_json::Value::String(s)) => *s == filename,
+            Some(serde_json::Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(&filename)),
+            _ => false,
+        })
+        .ok_or_else(ApiError::not_found)?;
+    if field.opt_bool("protected") {
+        let token = q.get("token").map(String::as_str).unwrap_or_default();
+        let auth = if token.is_empty() {
+            Auth::Guest
+        } else {
+            engine.authenticate_file_token(token).await
+        };
+        let mut query = Map::new();
+        for (k, v) in &q {
+            query.insert(k.clone(), serde_json::Value::String(v.clone()));
+        }
+        let req = engine
+            .request_info(auth, "GET", query, Map::new(), Map::new())
+            .await;
+        if engine.view(&c, &record_id, &req).await.is_err() {
+            return Err(ApiError::not_found());
+        }
+    }
+    let store = state.files();
+    let original = pier_files::file_key(&c.id, &record_id, &filename);
+    let mut key = original.clone();
+    let mut served_name = filename.clone();
+    if let Some(size) = q.get("thumb").filter(|s| !s.is_empty())
+        && pier_files::thumbable(&filename)
+        && let Some(spec) = ThumbSpec::parse(size)
+        && (size == "100x100"
+            || field
+                .options
+                .get("thumbs")
+                .and_then(|t| t.as_array())
+                .is_some_and(|t| t.iter().any(|v| v.as_str() == Some(size))))
+    {
+        let thumb = pier_files::thumb_key(&c.id, &record_id, &filename, size);
+        if state.thumbs().ensure(store, &original, &thumb, spec).await {
+            key = thumb;
+            served_name = format!("{size}_{filename}");
+        }
+    }
+    let download = q
+        .get("download")
+        .is_some_and(|v| !v.is_empty() && v != "0" && v != "false");
+    send(store, &key, &served_name, download, &method, &headers).await
+}
+
+/// Sends a stored object with the headers user content needs.
+async fn send(
+    store: &FileStore,
+    key: &str,
+    name: &str,
+    download: bool,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let meta = store.head(key).await.map_err(store_error)?;
+    let etag = format!(
+        "\"{}\"",
+        meta.e_tag
+            .as_deref()
+            .map(|t| t.trim_matches('"').to_owned())
+            .unwrap_or_else(|| {
+                let secs = meta
+                    .modified
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                format!("{:x}-{secs:x}", meta.size)
+            })
+    );
+    let content_type = pier_files::served_type(name);
+    let disposition = if download || !pier_files::inline(&content_type) {
+        "attachment"
+    } else {
+        "inline"
+    };
+    let mut b = Response::builder()
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(
+            header::CACHE_CONTROL,
+            "max-age=2592000, stale-while-revalidate=86400",
+        )
+        .header(header::CONTENT_SECURITY_POLICY, CSP)
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+        .header(header::ETAG, &etag)
+        .header(
+            header::LAST_MODIFIED,
+            httpdate::fmt_http_date(meta.modified),
+        );
+    if let Ok(v) = HeaderValue::from_str(&format!("{disposition}; filename=\"{name}\"")) {
+        b = b.header(header::CONTENT_DISPOSITION, v);
+    }
+    let not_modified = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    if not_modified {
+        return b
+            .status(StatusCode::NOT_MODIFIED)
+            .body(Body::empty())
+            .map_err(|e| ApiError::internal(e.to_string()));
+    }
+    b = b.header(header::CONTENT_TYPE, &content_type);
+    // A range is honoured unless `If-Range` names another version.
+    let if_range_ok = headers
+        .get(header::IF_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.trim() == etag);
+    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        Some(r) if if_range_ok => match parse_range(r, meta.size) {
+            Ranged::Whole => None,
+            Ranged::Part(r) => Some(r),
+            Ranged::Unsatisfiable => {
+                return b
+                    .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                    .header(header::CONTENT_RANGE, format!("bytes */{}", meta.size))
+                    .body(Body::empty())
+                    .map_err(|e| ApiError::internal(e.to_string()));
+            }
+        },
+        _ => None,
+    };
+    let (status, len) = match &range {
+        Some(r) => {
+            b = b.header(
+                header::CONTENT_RANGE,
+                format!("bytes {}-{}/{}", r.start, r.end - 1, meta.size),
+            );
+            (StatusCode::PARTIAL_CONTENT, r.end - r.start)
+        }
+        None => (StatusCode::OK, meta.size),
+    };
+    b = b.status(status).header(header::CONTENT_LENGTH, len);
+    if method == Method::HEAD {
+        return b
+            .body(Body::empty())
+            .map_err(|e| ApiError::internal(e.to_string()));
+    }
+    let d = store.get(key, range).await.map_err(store_error)?;
+    b.body(Body::from_stream(d.body))
+        .map_err(|e| ApiError::internal(e.to_string()))
+        .map(IntoResponse::into_response)
+}
+
+enum Ranged {
+    Whole,
+    Part(Range<u64>),
+    Unsatisfiable,
+}
+
+/// One `bytes=` range of an object of `size` bytes; several ranges, or a header that does not
+/// parse, get the whole object (RFC 9110 allows ignoring `Range`).
+fn parse_range(h: &str, size: u64) -> Ranged {
+    let Some(spec) = h.trim().strip_prefix("bytes=") else {
+        return Ranged::Whole;
+    };
+    if spec.contains(',') {
+        return Ranged::Whole;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return Ranged::Whole;
+    };
+    let num = |s: &str| s.trim().parse::<u64>().ok();
+    let r = match (a.trim().is_empty(), b.trim().is_empty()) {
+        // `-N`: the last N bytes.
+        (true, false) => match num(b) {
+            Some(0) => return Ranged::Unsatisfiable,
+            Some(n) => size.saturating_sub(n)..size,
+            None => return Ranged::Whole,
+        },
+        (false, true) => match num(a) {
+            Some(s) => s..size,
+            None => return Ranged::Whole,
+        },
+        (false, false) => match (num(a), num(b)) {
+            (Some(s), Some(e)) if s <= e => s..(e.saturating_add(1)).min(size),
+            _ => return Ranged::Whole,
+        },
+        (true, true) => return Ranged::Whole,
+    };
+    if r.start >= size || r.start >= r.end {
+        return Ranged::Unsatisfiable;
+    }
+    Ranged::Part(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(h: &str, size: u64) -> Option<Range<u64>> {
+        match parse_range(h, size) {
+            Ranged::Part(r) => Some(r),
+            Ranged::Whole => None,
+            Ranged::Unsatisfiable => Some(u64::MAX..u64::MAX),
+        }
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(part("bytes=1-2", 5), Some(1..3));
+        assert_eq!(part("bytes=3-", 5), Some(3..5));
+        assert_eq!(part("bytes=-2", 5), Some(3..5));
+        assert_eq!(part("bytes=-9", 5), Some(0..5));
+        assert_eq!(part("bytes=1-99", 5), Some(1..5));
+        assert_eq!(part("bytes=5-", 5), Some(u64::MAX..u64::MAX));
+        assert_eq!(part("bytes=0-1,3-4", 5), None);
+        assert_eq!(part("items=0-1", 5), None);
+        assert_eq!(part("bytes=2-1", 5), None);
+    }
+}

@@ -1,0 +1,268 @@
+//! The body of a record create or update: JSON (held to `http.body_limit_bytes`), or a
+//! multipart form whose file parts are streamed into the file store as they arrive (held to
+//! `files.upload_limit_bytes` in all, and each file to its field's `maxSize`), while the text
+//! parts and PocketBase's `@jsonPayload` become the record's JSON.
+//!
+//! Files land at their final key (`<collectionId>/<recordId>/<stored name>`, a name no other
+//! file has), so nothing is copied after the commit. [`Received::discard`] deletes them when
+//! the write fails; a record's replaced and removed files are deleted only after a write
+//! commits (the records engine's files sink, `files::janitor`).
+
+use axum::extract::{FromRequest, Request};
+use axum::http::{StatusCode, header};
+use bytes::Bytes;
+use futures_util::{StreamExt, stream};
+use pier_files::{FileStore, FilesError};
+use pier_records::{Auth, Collection, Upload};
+use serde_json::{Map, Value};
+
+use crate::{ApiError, AppState};
+
+fn malformed() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "Failed to load the submitted data due to invalid formatting.",
+    )
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request entity too large.")
+}
+
+/// A record body as received.
+pub(crate) struct Received {
+    pub(crate) body: Map<String, Value>,
+    pub(crate) uploads: Vec<Upload>,
+    /// The record id the files were stored under.
+    pub(crate) upload_id: Option<String>,
+    keys: Vec<String>,
+    store: FileStore,
+}
+
+impl Received {
+    /// Deletes the files this request stored (its write failed or was refused).
+    pub(crate) async fn discard(self) {
+        for k in &self.keys {
+            if let Err(e) = self.store.delete(k).await {
+                tracing::warn!("an upload of a failed request was not deleted: {e}");
+            }
+        }
+    }
+}
+
+/// Reads the body of a create (`record_id: None`) or an update of `c`.
+pub(crate) async fn receive(
+    state: &AppState,
+    c: &Collection,
+    auth: &Auth,
+    record_id: Option<&str>,
+    req: Request,
+) -> Result<Received, ApiError> {
+    let (body_limit, _) = state.body_limits();
+    let store = state.files().clone();
+    let multipart = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("multipart/form-data"));
+    if !multipart {
+        let bytes = axum::body::to_bytes(req.into_body(), body_limit)
+            .await
+            .map_err(|_| too_large())?;
+        let body = json_object(&bytes)?;
+        return Ok(Received {
+            body,
+            uploads: Vec::new(),
+            upload_id: None,
+            keys: Vec::new(),
+            store,
+        });
+    }
+    // The route's `DefaultBodyLimit` is `files.upload_limit_bytes` (see `records::router`).
+    let form = axum::extract::Multipart::from_request(req, &())
+        .await
+        .map_err(|_| malformed())?;
+    let upload_id = record_id.map_or_else(|| pier_files::random(15), str::to_owned);
+    let mut got = Received {
+        body: Map::new(),
+        uploads: Vec::new(),
+        upload_id: Some(upload_id.clone()),
+        keys: Vec::new(),
+        store,
+    };
+    match read_form(
+        form,
+        c,
+        auth,
+        (&upload_id, record_id.is_none()),
+        body_limit,
+        &mut got,
+    )
+    .await
+    {
+        Ok(()) => {}
+        Err(e) => {
+            got.discard().await;
+            return Err(e);
+        }
+    }
+    // A create that names its own id: the files move under it.
+    if record_id.is_none()
+        && let Some(Value::String(id)) = got.body.get("id")
+        && !id.is_empty()
+        && *id != upload_id
+        && !got.uploads.is_empty()
+    {
+        let id = id.clone();
+        if let Err(e) = move_uploads(&mut got, &c.id, &id).await {
+            got.discard().await;
+            return Err(e);
+        }
+    }
+    Ok(got)
+}
+
+async fn move_uploads(got: &mut Received, collection_id: &str, id: &str) -> Result<(), ApiError> {
+    if !pier_files::is_stored_name(id) {
+        // The engine refuses the id; nothing to move.
+        return Ok(());
+    }
+    let mut moved = Vec::new();
+    for (key, u) in got.keys.iter().zip(&got.uploads) {
+        let to = pier_files::file_key(collection_id, id, &u.name);
+        got.store.copy(key, &to).await.map_err(store_error)?;
+        moved.push(to);
+    }
+    for k in std::mem::replace(&mut got.keys, moved) {
+        let _ = got.store.delete(&k).await;
+    }
+    got.upload_id = Some(id.to_owned());
+    Ok(())
+}
+
+pub(crate) fn store_error(e: FilesError) -> ApiError {
+    match e {
+        FilesError::NotFound => ApiError::not_found(),
+        e => {
+            tracing::error!("file store: {e}");
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "Failed to upload the file: the file storage is not available.",
+            )
+        }
+    }
+}
+
+fn json_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(malformed()),
+    }
+}
+
+async fn read_form(
+    mut form: axum::extract::Multipart,
+    c: &Collection,
+    auth: &Auth,
+    (upload_id, creating): (&str, bool),
+    text_limit: usize,
+    got: &mut Received,
+) -> Result<(), ApiError> {
+    let mut text_bytes = 0usize;
+    while let Some(mut part) = form.next_field().await.map_err(part_error)? {
+        let name = part.name().unwrap_or_default().to_owned();
+        if let Some(original) = part.file_name().map(str::to_owned) {
+            let base = name.trim_start_matches('+').trim_end_matches('+');
+            let field = c
+                .fields
+                .iter()
+                .find(|f| f.name == base && f.kind == "file")
+                .filter(|f| !f.hidden || auth.is_superuser());
+            // Files for anything but a file field are ignored, as PocketBase ignores them.
+            let Some(field) = field else {
+                while part.chunk().await.map_err(part_error)?.is_some() {}
+                continue;
+            };
+            // The first bytes name the type (and the extension, when the name has none).
+            let mut head: Vec<Bytes> = Vec::new();
+            let mut seen = 0usize;
+            while seen < 512 {
+                match part.chunk().await.map_err(part_error)? {
+                    Some(b) => {
+                        seen += b.len();
+                        head.push(b);
+                    }
+                    None => break,
+                }
+            }
+            // A browser sends an empty part for a file input left empty.
+            if seen == 0 && original.is_empty() {
+                continue;
+            }
+            let first: Vec<u8> = head.iter().flat_map(|b| b.iter().copied()).collect();
+            let stored = pier_files::stored_name(&original, pier_files::extension_for(&first));
+            let key = pier_files::file_key(&c.id, upload_id, &stored);
+            let limit = pier_records::max_file_size(field);
+            let rest = stream::unfold(part, |mut p| async move {
+                match p.chunk().await {
+                    Ok(Some(b)) => Some((Ok(b), p)),
+                    Ok(None) => None,
+                    Err(e) => Some((Err(e), p)),
+                }
+            });
+            let body = stream::iter(head.into_iter().map(Ok)).chain(rest);
+            let result = got.store.put_stream(&key, Box::pin(body), limit).await;
+            let size = match result {
+                Ok((size, _)) => size,
+                Err(FilesError::TooLarge { .. }) => {
+                    return Err(pier_records::upload_too_large(field, &original, creating).into());
+                }
+                Err(FilesError::Body(_)) => return Err(malformed()),
+                Err(e) => return Err(store_error(e)),
+            };
+            got.keys.push(key);
+            got.uploads.push(Upload {
+                key: name,
+                name: stored,
+                original,
+                size,
+                mime: pier_files::detect_mime(&first).to_owned(),
+            });
+            continue;
+        }
+        let text = part.text().await.map_err(part_error)?;
+        text_bytes += text.len();
+        if text_bytes > text_limit {
+            return Err(too_large());
+        }
+        if name == "@jsonPayload" {
+            match serde_json::from_str::<Value>(&text) {
+                Ok(Value::Object(m)) => got.body.extend(m),
+                _ => return Err(malformed()),
+            }
+            continue;
+        }
+        match got.body.get_mut(&name) {
+            Some(Value::Array(a)) => a.push(Value::String(text)),
+            Some(existing) => {
+                let first = existing.take();
+                *existing = Value::Array(vec![first, Value::String(text)]);
+            }
+            None => {
+                got.body.insert(name, Value::String(text));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn part_error(e: axum::extract::multipart::MultipartError) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        too_large()
+    } else {
+        malformed()
+    }
+}

@@ -1,0 +1,392 @@
+//! Thumbnails, PocketBase's grammar: `WxH` (centre crop), `WxHt` (top), `WxHb` (bottom),
+//! `WxHf` (fit inside), `0xH` and `Wx0` (one side, the other kept in proportion). Sources are
+//! JPEG, PNG, GIF (first frame) and WebP; each thumbnail keeps its source's format (PocketBase
+//! turns WebP into PNG, several times larger). EXIF orientation is applied.
+//!
+//! Decoding is bounded before it starts: the header's dimensions are checked against a pixel
+//! budget and the decoder gets `image::Limits`, so a decompression bomb is refused without
+//! being run. [`Thumbs`] makes each thumbnail once, even when many ask at the same moment
+//! (one flight per thumbnail key, a semaphore over the CPU work), and keeps it in the store.
+
+use std::collections::HashMap;
+use std::io::Cursor;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
+use tokio::sync::{OnceCell, Semaphore};
+
+use crate::FilesError;
+use crate::store::FileStore;
+
+/// A parsed thumbnail size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThumbSpec {
+    pub width: u32,
+    pub height: u32,
+    pub mode: Mode,
+}
+
+/// How the source is fitted into the size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Crop to the aspect ratio around the centre, then resize.
+    Center,
+    Top,
+    Bottom,
+    /// Resize to fit inside, keeping the aspect ratio.
+    Fit,
+}
+
+impl ThumbSpec {
+    /// Parses `100x100`, `100x100t`, `100x100b`, `100x100f`, `0x100` or `100x0`.
+    pub fn parse(s: &str) -> Option<ThumbSpec> {
+        let (body, mode) = match s.as_bytes().last()? {
+            b't' => (&s[..s.len() - 1], Mode::Top),
+            b'b' => (&s[..s.len() - 1], Mode::Bottom),
+            b'f' => (&s[..s.len() - 1], Mode::Fit),
+            _ => (s, Mode::Center),
+        };
+        let (w, h) = body.split_once('x')?;
+        let digits =
+            |p: &str| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit());
+        if !digits(w) || !digits(h) {
+            return None;
+        }
+        let (width, height) = (w.parse().ok()?, h.parse().ok()?);
+        if width == 0 && height == 0 {
+            return None;
+        }
+        // One side zero: only the plain form.
+        if (width == 0 || height == 0) && mode != Mode::Center {
+            return None;
+        }
+        Some(ThumbSpec {
+            width,
+            height,
+            mode,
+        })
+    }
+}
+
+/// Bounds on what a thumbnail may cost.
+#[derive(Debug, Clone, Copy)]
+pub struct ThumbLimits {
+    /// Sources with more pixels than this are not decoded.
+    pub max_pixels: u64,
+    /// Sources larger than this many bytes are not read.
+    pub max_bytes: u64,
+    /// Longest a thumbnail may take to make.
+    pub timeout: Duration,
+}
+
+impl Default for ThumbLimits {
+    fn default() -> Self {
+        ThumbLimits {
+            max_pixels: 100_000_000,
+            max_bytes: 64 * 1024 * 1024,
+            timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// The formats a thumbnail can be made from.
+pub fn thumbable(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    [".jpg", ".jpeg", ".png", ".gif", ".webp"]
+        .iter()
+        .any(|e| lower.ends_with(e))
+}
+
+/// Makes the thumbnail of the encoded image `src`, in `src`'s own format.
+///
+/// # Errors
+/// [`FilesError::Image`] for an unknown or corrupt image, [`FilesError::TooLarge`] when the
+/// image has more pixels than `max_pixels`.
+pub fn make(src: &[u8], spec: ThumbSpec, max_pixels: u64) -> Result<Bytes, FilesError> {
+    let bad = |e: image::ImageError| FilesError::Image(e.to_string());
+    let reader = ImageReader::new(Cursor::new(src))
+        .with_guessed_format()
+        .map_err(|e| FilesError::Image(e.to_string()))?;
+    let format = reader
+        .format()
+        .ok_or_else(|| FilesError::Image("unknown image format".into()))?;
+    let mut reader = reader;
+    let mut limits = Limits::default();
+    limits.max_alloc = Some(max_pixels.saturating_mul(4).saturating_add(64 << 20));
+    reader.limits(limits);
+    let mut decoder = reader.into_decoder().map_err(bad)?;
+    let (w, h) = decoder.dimensions();
+    if u64::from(w) * u64::from(h) > max_pixels {
+        return Err(FilesError::TooLarge { limit: max_pixels });
+    }
+    let orientation = decoder.orientation().ok();
+    let mut img = DynamicImage::from_decoder(decoder).map_err(bad)?;
+    if let Some(o) = orientation {
+        img.apply_orientation(o);
+    }
+    let img = normalise(img);
+    let out = resize(&img, spec)?;
+    encode(&out, format)
+}
+
+/// Pixel layouts the resizer and every encoder take: 8-bit RGB or RGBA (or luma).
+fn normalise(img: DynamicImage) -> DynamicImage {
+    match img {
+        DynamicImage::ImageRgb8(_) | DynamicImage::ImageRgba8(_) | DynamicImage::ImageLuma8(_) => {
+            img
+        }
+        i if i.color().has_alpha() => DynamicImage::ImageRgba8(i.to_rgba8()),
+        i => DynamicImage::ImageRgb8(i.to_rgb8()),
+    }
+}
+
+fn resize(img: &DynamicImage, spec: ThumbSpec) -> Result<DynamicImage, FilesError> {
+    let (sw, sh) = (f64::from(img.width()), f64::from(img.height()));
+    if sw < 1.0 || sh < 1.0 {
+        return Err(FilesError::Image("empty image".into()));
+    }
+    let (tw, th) = (f64::from(spec.width), f64::from(spec.height));
+    // The destination size and the crop box of the source.
+    let (dw, dh, crop) = if spec.width == 0 {
+        ((sw * th / sh).round().max(1.0), th, None)
+    } else if spec.height == 0 {
+        (tw, (sh * tw / sw).round().max(1.0), None)
+    } else if spec.mode == Mode::Fit {
+        // Fit inside, never enlarge; the other side is truncated, as PocketBase's imaging does.
+        if sw <= tw && sh <= th {
+            (sw, sh, None)
+        } else if sw / sh > tw / th {
+            (tw, (tw / (sw / sh)).floor().max(1.0), None)
+        } else {
+            ((th * (sw / sh)).floor().max(1.0), th, None)
+        }
+    } else {
+        let scale = (tw / sw).max(th / sh);
+        let (cw, ch) = (tw / scale, th / scale);
+        let left = (sw - cw) / 2.0;
+        let top = match spec.mode {
+            Mode::Top => 0.0,
+            Mode::Bottom => sh - ch,
+            _ => (sh - ch) / 2.0,
+        };
+        (tw, th, Some((left, top, cw, ch)))
+    };
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let (dw, dh) = (dw as u32, dh as u32);
+    let mut dst = DynamicImage::new(dw, dh, img.color());
+    let mut opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom));
+    if let Some((l, t, w, h)) = crop {
+        opts = opts.crop(l, t, w, h);
+    }
+    Resizer::new()
+        .resize(img, &mut dst, &opts)
+        .map_err(|e| FilesError::Image(e.to_string()))?;
+    Ok(dst)
+}
+
+fn encode(img: &DynamicImage, format: ImageFormat) -> Result<Bytes, FilesError> {
+    let mut out = Cursor::new(Vec::new());
+    let bad = |e: image::ImageError| FilesError::Image(e.to_string());
+    match format {
+        ImageFormat::Jpeg => {
+            let rgb = DynamicImage::ImageRgb8(img.to_rgb8());
+            let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85);
+            rgb.write_with_encoder(enc).map_err(bad)?;
+        }
+        ImageFormat::Png => {
+            let enc = image::codecs::png::PngEncoder::new_with_quality(
+                &mut out,
+                image::codecs::png::CompressionType::Default,
+                image::codecs::png::FilterType::Adaptive,
+            );
+            img.write_with_encoder(enc).map_err(bad)?;
+        }
+        ImageFormat::Gif => {
+            let rgba = img.to_rgba8();
+            let mut enc = image::codecs::gif::GifEncoder::new_with_speed(&mut out, 10);
+            enc.encode(
+                rgba.as_raw(),
+                rgba.width(),
+                rgba.height(),
+                image::ExtendedColorType::Rgba8,
+            )
+            .map_err(bad)?;
+        }
+        ImageFormat::WebP => {
+            let enc = image::codecs::webp::WebPEncoder::new_lossless(&mut out);
+            img.write_with_encoder(enc).map_err(bad)?;
+        }
+        other => {
+            return Err(FilesError::Image(format!(
+                "thumbnails are not made from {other:?} images"
+            )));
+        }
+    }
+    Ok(Bytes::from(out.into_inner()))
+}
+
+type Flight = Arc<OnceCell<Result<(), String>>>;
+
+/// Makes thumbnails on demand and keeps them in the store: once per thumbnail, with at most
+/// `workers` being made at a time.
+pub struct Thumbs {
+    flights: Mutex<HashMap<String, Flight>>,
+    workers: Semaphore,
+    limits: ThumbLimits,
+}
+
+impl Thumbs {
+    pub fn new(workers: usize, limits: ThumbLimits) -> Thumbs {
+        Thumbs {
+            flights: Mutex::new(HashMap::new()),
+            workers: Semaphore::new(workers.max(1)),
+            limits,
+        }
+    }
+
+    /// Makes sure `thumb_key` holds the `spec` thumbnail of `source_key`. Returns false when
+    /// it cannot be made (the caller serves the original, as PocketBase does); the reason is
+    /// logged once per attempt.
+    pub async fn ensure(
+        &self,
+        store: &FileStore,
+        source_key: &str,
+        thumb_key: &str,
+        spec: ThumbSpec,
+    ) -> bool {
+        if store.head(thumb_key).await.is_ok() {
+            return true;
+        }
+        let flight = {
+            let Ok(mut f) = self.flights.lock() else {
+                return false;
+            };
+            f.entry(thumb_key.to_owned()).or_default().clone()
+        };
+        let result = flight
+            .get_or_init(|| self.make_and_store(store, source_key, thumb_key, spec))
+            .await
+            .clone();
+        if let Ok(mut f) = self.flights.lock()
+            && f.get(thumb_key).is_some_and(|g| Arc::ptr_eq(g, &flight))
+        {
+            f.remove(thumb_key);
+        }
+        match result {
+            Ok(()) => true,
+            Err(why) => {
+                tracing::warn!(source = source_key, "thumbnail not made: {why}");
+                false
+            }
+        }
+    }
+
+    async fn make_and_store(
+        &self,
+        store: &FileStore,
+        source_key: &str,
+        thumb_key: &str,
+        spec: ThumbSpec,
+    ) -> Result<(), String> {
+        // Another flight may have finished between the check and this one starting.
+        if store.head(thumb_key).await.is_ok() {
+            return Ok(());
+        }
+        let _permit = self.workers.acquire().await.map_err(|e| e.to_string())?;
+        let src = store
+            .read_all(source_key, self.limits.max_bytes)
+            .await
+            .map_err(|e| e.to_string())?;
+        let max_pixels = self.limits.max_pixels;
+        let job = tokio::task::spawn_blocking(move || make(&src, spec, max_pixels));
+        let thumb = match tokio::time::timeout(self.limits.timeout, job).await {
+            Err(_) => return Err("took longer than the thumbnail time limit".into()),
+            Ok(Err(e)) => return Err(e.to_string()),
+            Ok(Ok(r)) => r.map_err(|e| e.to_string())?,
+        };
+        store.put(thumb_key, thumb).await.map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_as_pocketbase_writes_them() {
+        let s = |w, h, mode| {
+            Some(ThumbSpec {
+                width: w,
+                height: h,
+                mode,
+            })
+        };
+        assert_eq!(ThumbSpec::parse("100x100"), s(100, 100, Mode::Center));
+        assert_eq!(ThumbSpec::parse("100x50t"), s(100, 50, Mode::Top));
+        assert_eq!(ThumbSpec::parse("100x50b"), s(100, 50, Mode::Bottom));
+        assert_eq!(ThumbSpec::parse("100x50f"), s(100, 50, Mode::Fit));
+        assert_eq!(ThumbSpec::parse("0x50"), s(0, 50, Mode::Center));
+        assert_eq!(ThumbSpec::parse("50x0"), s(50, 0, Mode::Center));
+        for bad in [
+            "", "x", "0x0", "100", "100x", "ax1", "1x1q", "0x50f", "-1x5", "999999x1",
+        ] {
+            assert_eq!(ThumbSpec::parse(bad), None, "{bad}");
+        }
+    }
+
+    fn png(w: u32, h: u32) -> Vec<u8> {
+        let img = image::RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([
+                u8::try_from(x % 256).unwrap(),
+                u8::try_from(y % 256).unwrap(),
+                7,
+            ])
+        });
+        let mut out = Cursor::new(Vec::new());
+        img.write_to(&mut out, ImageFormat::Png).unwrap();
+        out.into_inner()
+    }
+
+    fn dims(b: &[u8]) -> (u32, u32, ImageFormat) {
+        let r = ImageReader::new(Cursor::new(b))
+            .with_guessed_format()
+            .unwrap();
+        let f = r.format().unwrap();
+        let i = r.decode().unwrap();
+        (i.width(), i.height(), f)
+    }
+
+    #[test]
+    fn every_mode_gives_the_size_pocketbase_gives() {
+        let src = png(64, 48);
+        let t = |s: &str| dims(&make(&src, ThumbSpec::parse(s).unwrap(), 1 << 20).unwrap());
+        assert_eq!(t("100x100"), (100, 100, ImageFormat::Png));
+        assert_eq!(t("32x32t"), (32, 32, ImageFormat::Png));
+        assert_eq!(t("32x32f"), (32, 24, ImageFormat::Png));
+        assert_eq!(t("30x30f"), (30, 22, ImageFormat::Png));
+        assert_eq!(t("100x100f"), (64, 48, ImageFormat::Png));
+        assert_eq!(t("0x24"), (32, 24, ImageFormat::Png));
+        assert_eq!(t("32x0"), (32, 24, ImageFormat::Png));
+    }
+
+    #[test]
+    fn bombs_and_garbage_are_refused() {
+        let src = png(64, 48);
+        assert!(matches!(
+            make(&src, ThumbSpec::parse("10x10").unwrap(), 1000),
+            Err(FilesError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            make(
+                b"\xff\xd8\xff\xe0garbage",
+                ThumbSpec::parse("10x10").unwrap(),
+                1 << 20
+            ),
+            Err(FilesError::Image(_))
+        ));
+        assert!(make(&src[..40], ThumbSpec::parse("10x10").unwrap(), 1 << 20).is_err());
+    }
+}
