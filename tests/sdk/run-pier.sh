@@ -15,6 +15,10 @@
 #                        (e.g. postgres://user:pass@127.0.0.1:5432/db). Unset: pier's default store
 #                        (SQLite under the temporary --dir). The suite uses unique collection names,
 #                        but a reused PostgreSQL database keeps earlier runs' data; prefer a fresh one.
+#   SDK_S3=1             keep uploaded files on a real S3 server (the tests' s3s-fs server, which
+#                        checks signatures, started here on 127.0.0.1) instead of the local folder;
+#                        S3_SERVER_BIN names it (default: target/debug/pier-s3-test-server, built
+#                        by `cargo build -p pier-testkit --bin pier-s3-test-server`).
 #   PB_SUPERUSER_EMAIL / PB_SUPERUSER_PASSWORD   superuser to create (defaults below)
 #   CONFORMANCE_FILTER   regex: run only the checks whose name matches
 #   KEEP_DATA=1          keep the temporary data dir (and server log) for inspection
@@ -57,9 +61,11 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/pier-conformance-XXXXXX")
 DATA="$WORK/pier_data"
 LOG="$WORK/server.log"
 SERVER_PID=""
+S3_PID=""
 
 cleanup() {
   local rc=$?
+  if [[ -n "$S3_PID" ]]; then kill -TERM "$S3_PID" 2>/dev/null || true; wait "$S3_PID" 2>/dev/null || true; fi
   if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
     kill -TERM "$SERVER_PID" 2>/dev/null || true
     for _ in $(seq 1 50); do
@@ -81,6 +87,25 @@ trap 'exit 130' INT TERM
 
 PORT=$(node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
 export PB_URL="http://127.0.0.1:$PORT"
+
+# --- the S3 server, when asked for -----------------------------------------------------------------
+if [[ "${SDK_S3:-0}" == 1 ]]; then
+  S3_BIN=${S3_SERVER_BIN:-${CARGO_TARGET_DIR:-$REPO_DIR/target}/debug/pier-s3-test-server}
+  [[ -x "$S3_BIN" ]] || { say "S3 test server not found: $S3_BIN (cargo build -p pier-testkit --bin pier-s3-test-server)"; exit 2; }
+  mkdir -p "$WORK/s3"
+  "$S3_BIN" "$WORK/s3" >"$WORK/s3.out" 2>&1 &
+  S3_PID=$!
+  for _ in $(seq 1 100); do grep -q "^listening on" "$WORK/s3.out" 2>/dev/null && break; sleep 0.05; done
+  S3_ENDPOINT=$(sed -n 's/^listening on //p' "$WORK/s3.out")
+  [[ -n "$S3_ENDPOINT" ]] || { say "the S3 test server did not start:"; cat "$WORK/s3.out" >&2; exit 1; }
+  read -r _ S3_BUCKET _ _ S3_ACCESS _ S3_SECRET < <(sed -n 2p "$WORK/s3.out")
+  # The secret goes through a file, as a deployment would pass it.
+  printf '%s\n' "$S3_SECRET" > "$WORK/s3.secret"
+  export PIER_FILES__S3__ENABLED=true PIER_FILES__S3__BUCKET="$S3_BUCKET" \
+    PIER_FILES__S3__ENDPOINT="$S3_ENDPOINT" PIER_FILES__S3__ACCESS_KEY="$S3_ACCESS" \
+    PIER_FILES__S3__SECRET_FILE="$WORK/s3.secret" PIER_FILES__S3__FORCE_PATH_STYLE=true
+  say "files on S3: bucket $S3_BUCKET at $S3_ENDPOINT"
+fi
 
 # --- superuser first, then serve ------------------------------------------------------------------
 "$PIER" superuser upsert "$PB_SUPERUSER_EMAIL" "$PB_SUPERUSER_PASSWORD" --dir "$DATA" >/dev/null

@@ -159,6 +159,7 @@ fn is_optional_key(key: &str) -> bool {
             | "log.file"
             | "tls.acme_eab_hmac_key"
             | "backups.alert_webhook"
+            | "files.s3.secret"
     )
 }
 

@@ -9,6 +9,8 @@ use pier_server::Application;
 use pier_storage::Store;
 use tokio::sync::oneshot;
 
+pub mod s3;
+
 pub use pier_pgtest::TestDb;
 
 /// Which database a test app runs on.

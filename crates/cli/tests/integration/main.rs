@@ -10,6 +10,7 @@ mod collection_options;
 mod crash;
 mod events;
 mod events_across_backends;
+mod files;
 mod first_page;
 mod hardening;
 mod helpers;
