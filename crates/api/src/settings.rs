@@ -35,13 +35,58 @@ const STORED: &[&str] = &[
 const WRITE_ONLY: &[&str] = &["smtp.password", "s3.secret", "backups.s3.secret"];
 
 pub(crate) fn router() -> Router<AppState> {
-    Router::new().route("/api/settings", get(view_settings).patch(update_settings))
+    Router::new()
+        .route("/api/settings", get(view_settings).patch(update_settings))
+        .route("/api/settings/test/s3", axum::routing::post(test_s3))
+}
+
+/// `POST /api/settings/test/s3` `{"filesystem": "storage" | "backups"}`: writes, reads back and
+/// deletes a small object in the bucket; 204 when all of it worked.
+async fn test_s3(
+    State(state): State<AppState>,
+    Caller(auth): Caller,
+    JsonObject(body): JsonObject,
+) -> Result<Response, ApiError> {
+    require_superuser(&auth)?;
+    let failed = |why: &str| {
+        ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            format!("Failed to test the S3 filesystem. Raw error: \n{why}"),
+        )
+    };
+    match body.get("filesystem").and_then(Value::as_str) {
+        Some("storage") => {}
+        // pier keeps backups on the local disk (`paths.backups_dir`).
+        Some("backups") => return Err(failed("S3 storage filesystem is not enabled.")),
+        _ => {
+            return Err(ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "Failed to test the S3 filesystem.",
+            )
+            .with_data(
+                "filesystem",
+                json!({"code": "validation_in_invalid", "message": "Must be a valid value."}),
+            ));
+        }
+    }
+    if !matches!(state.files().backend(), pier_files::Backend::S3 { .. }) {
+        return Err(failed("S3 storage filesystem is not enabled."));
+    }
+    match state.files().self_test().await {
+        Ok(()) => Ok(axum::http::StatusCode::NO_CONTENT.into_response()),
+        Err(e) => {
+            tracing::warn!("S3 test failed: {e}");
+            Err(failed(&e.to_string()))
+        }
+    }
 }
 
 /// What pier does where it reports a value it does not store, and where to look instead.
 fn not_supported(section: &str) -> &'static str {
     match section {
-        "s3" => "pier stores files on the local disk only; S3 storage is not supported yet.",
+        "s3" => {
+            "pier's file storage is configured in pier.toml ([files.s3], or PIER_FILES__S3__* in the environment), not through the settings API."
+        }
         "smtp" => "pier sends no email yet; SMTP is not supported.",
         "backups" => {
             "pier's backups are configured in pier.toml ([backups]), not through the settings API."
@@ -90,6 +135,12 @@ pub(crate) async fn load_settings(state: &AppState) -> Result<Value, ApiError> {
         )
         .await?;
     let mut settings = default_settings();
+    if let Some(s3) = state.s3_settings() {
+        settings["s3"] = json!({
+            "enabled": true, "bucket": s3.bucket, "region": s3.region, "endpoint": s3.endpoint,
+            "accessKey": s3.access_key, "forcePathStyle": s3.force_path_style,
+        });
+    }
     if let Some(saved) = rows
         .scalar()
         .and_then(pier_storage::Value::as_str)

@@ -31,6 +31,7 @@ struct Inner {
     setup: crate::setup::SetupSlot,
     /// Uploaded files, and the thumbnails made of them.
     files: FileStore,
+    s3: Option<pier_config::S3Config>,
     thumbs: Arc<Thumbs>,
     /// `http.body_limit_bytes` and `files.upload_limit_bytes`.
     body_limit: usize,
@@ -61,6 +62,7 @@ impl AppState {
                 events: config.events.clone(),
                 production: config.is_production(),
                 files,
+                s3: config.files.s3.clone(),
                 thumbs: Arc::new(Thumbs::new(
                     config.files.thumb_workers,
                     ThumbLimits {
@@ -107,6 +109,11 @@ impl AppState {
     /// Where uploaded files are kept.
     pub fn files(&self) -> &FileStore {
         &self.inner.files
+    }
+
+    /// The S3 bucket of uploaded files, when they are on S3 (`[files.s3]`).
+    pub(crate) fn s3_settings(&self) -> Option<&pier_config::S3Config> {
+        self.inner.s3.as_ref()
     }
 
     pub(crate) fn thumbs(&self) -> &Thumbs {

@@ -621,3 +621,61 @@ async fn backends_sharing_postgres_and_s3_share_files() {
     let gone = a.get(&format!("/api/files/docs/{id}/{name}")).await;
     assert_eq!(gone.status(), 404);
 }
+
+/// `GET /api/settings` reports the bucket (never the secret); `POST /api/settings/test/s3`
+/// round-trips an object through it; the local folder answers PocketBase's "not enabled".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_report_and_test_the_bucket() {
+    let f = Files::start(Engine::Sqlite, true).await;
+    let (status, settings) = f.json("GET", "/api/settings", Value::Null).await;
+    assert_eq!(status, 200);
+    let s3 = &settings["s3"];
+    assert_eq!(s3["enabled"], true, "{settings}");
+    assert_eq!(s3["bucket"], pier_testkit::s3::BUCKET);
+    assert_eq!(s3["forcePathStyle"], true);
+    assert!(!settings.to_string().contains(SECRET_KEY));
+    let (status, _) = f.json("PATCH", "/api/settings", json!({"s3": s3})).await;
+    assert_eq!(
+        status, 200,
+        "sending the section back unchanged is accepted"
+    );
+    let (status, body) = f
+        .json("PATCH", "/api/settings", json!({"s3": {"bucket": "other"}}))
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["data"]["s3"].to_string().contains("pier.toml"),
+        "{body}"
+    );
+    let before = f.objects();
+    let (status, body) = f
+        .json(
+            "POST",
+            "/api/settings/test/s3",
+            json!({"filesystem": "storage"}),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(f.objects(), before, "the test object is deleted");
+    let (status, body) = f
+        .json("POST", "/api/settings/test/s3", json!({"filesystem": "x"}))
+        .await;
+    assert_eq!(
+        (status, &body["data"]["filesystem"]["code"]),
+        (400, &json!("validation_in_invalid"))
+    );
+
+    let local = Files::start(Engine::Sqlite, false).await;
+    let (status, body) = local
+        .json(
+            "POST",
+            "/api/settings/test/s3",
+            json!({"filesystem": "storage"}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["message"],
+        "Failed to test the S3 filesystem. Raw error: \nS3 storage filesystem is not enabled."
+    );
+}
