@@ -1504,6 +1504,9 @@ tls_suites.register(sys.modules[__name__])
 import events_suite  # noqa: E402  (the `events` suite, bench/events_suite.py)
 
 events_suite.register(sys.modules[__name__])
+import files_suite  # noqa: E402  (the `files` suite, bench/files_suite.py)
+
+files_suite.register(sys.modules[__name__])
 
 
 if __name__ == "__main__":
