@@ -126,7 +126,7 @@ def measure_one(b, ctx, name: str, imgs: Path) -> dict:
             speeds.append(UPLOAD_MIB / dt)
             growth.append((max(peak) - before) / 1024)
         out["upload_mib_s_median"] = bl.median(speeds)
-        out["upload_rss_growth_mib_median"] = bl.median(growth)
+        out["upload_rss_growth_mib_max"] = max(growth)
         out["upload_rss_growth_mib_all"] = growth
         # Cold thumbnails of a 12 MP JPEG.
         cold = []
@@ -195,7 +195,7 @@ def run_files(b, ctx) -> None:
         return v.get(sub) if sub and isinstance(v, dict) else v
     rows = [
         ("100 MiB upload, MiB/s (median of 3)", "upload_mib_s_median", None, "higher"),
-        ("100 MiB upload, peak RSS growth MiB (median)", "upload_rss_growth_mib_median", None, "lower"),
+        ("100 MiB upload, peak RSS growth MiB (worst of 3)", "upload_rss_growth_mib_max", None, "lower"),
         ("first 300x300 thumb of a 12 MP JPEG, ms (median of 5)", "cold_thumb_ms_median", None, "lower"),
         ("32 clients, one first thumb: thumbnail files made", "concurrent_thumb_files", None, "lower"),
         ("300x300 thumb of a 1200x1200 WebP, bytes", "webp_thumb_bytes", None, "lower"),

@@ -7,7 +7,6 @@
 //! SVG, XML, anything not on the inline list) are served as attachments.
 
 use std::collections::HashMap;
-use std::ops::Range;
 use std::sync::Arc;
 
 use axum::Router;
@@ -16,6 +15,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use pier_core::range::{ByteRange, parse_byte_range};
 use pier_files::{FileStore, ThumbSpec};
 use pier_records::{Auth, FilesSink, RemovedFile};
 use serde_json::Map;
@@ -212,10 +212,10 @@ async fn send(
         .and_then(|v| v.to_str().ok())
         .is_none_or(|v| v.trim() == etag);
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-        Some(r) if if_range_ok => match parse_range(r, meta.size) {
-            Ranged::Whole => None,
-            Ranged::Part(r) => Some(r),
-            Ranged::Unsatisfiable => {
+        Some(r) if if_range_ok => match parse_byte_range(r, meta.size) {
+            ByteRange::Full => None,
+            ByteRange::Part(start, end) => Some(start..end + 1),
+            ByteRange::Unsatisfiable => {
                 return b
                     .status(StatusCode::RANGE_NOT_SATISFIABLE)
                     .header(header::CONTENT_RANGE, format!("bytes */{}", meta.size))
@@ -245,72 +245,4 @@ async fn send(
     b.body(Body::from_stream(d.body))
         .map_err(|e| ApiError::internal(e.to_string()))
         .map(IntoResponse::into_response)
-}
-
-enum Ranged {
-    Whole,
-    Part(Range<u64>),
-    Unsatisfiable,
-}
-
-/// One `bytes=` range of an object of `size` bytes; several ranges, or a header that does not
-/// parse, get the whole object (RFC 9110 allows ignoring `Range`).
-fn parse_range(h: &str, size: u64) -> Ranged {
-    let Some(spec) = h.trim().strip_prefix("bytes=") else {
-        return Ranged::Whole;
-    };
-    if spec.contains(',') {
-        return Ranged::Whole;
-    }
-    let Some((a, b)) = spec.trim().split_once('-') else {
-        return Ranged::Whole;
-    };
-    let num = |s: &str| s.trim().parse::<u64>().ok();
-    let r = match (a.trim().is_empty(), b.trim().is_empty()) {
-        // `-N`: the last N bytes.
-        (true, false) => match num(b) {
-            Some(0) => return Ranged::Unsatisfiable,
-            Some(n) => size.saturating_sub(n)..size,
-            None => return Ranged::Whole,
-        },
-        (false, true) => match num(a) {
-            Some(s) => s..size,
-            None => return Ranged::Whole,
-        },
-        (false, false) => match (num(a), num(b)) {
-            (Some(s), Some(e)) if s <= e => s..(e.saturating_add(1)).min(size),
-            _ => return Ranged::Whole,
-        },
-        (true, true) => return Ranged::Whole,
-    };
-    if r.start >= size || r.start >= r.end {
-        return Ranged::Unsatisfiable;
-    }
-    Ranged::Part(r)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn part(h: &str, size: u64) -> Option<Range<u64>> {
-        match parse_range(h, size) {
-            Ranged::Part(r) => Some(r),
-            Ranged::Whole => None,
-            Ranged::Unsatisfiable => Some(u64::MAX..u64::MAX),
-        }
-    }
-
-    #[test]
-    fn ranges() {
-        assert_eq!(part("bytes=1-2", 5), Some(1..3));
-        assert_eq!(part("bytes=3-", 5), Some(3..5));
-        assert_eq!(part("bytes=-2", 5), Some(3..5));
-        assert_eq!(part("bytes=-9", 5), Some(0..5));
-        assert_eq!(part("bytes=1-99", 5), Some(1..5));
-        assert_eq!(part("bytes=5-", 5), Some(u64::MAX..u64::MAX));
-        assert_eq!(part("bytes=0-1,3-4", 5), None);
-        assert_eq!(part("items=0-1", 5), None);
-        assert_eq!(part("bytes=2-1", 5), None);
-    }
 }

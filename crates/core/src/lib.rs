@@ -4,6 +4,7 @@
 //! crates report and that only the HTTP layer turns into status codes.
 #![deny(clippy::unwrap_used)]
 
+pub mod range;
 pub mod time;
 
 use std::fmt;

@@ -276,6 +276,9 @@ impl FileStore {
     /// # Errors
     /// [`FilesError::NotFound`], store errors.
     pub async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Download, FilesError> {
+        if let Backend::Local(dir) = &self.backend {
+            return local_get(dir, key, range).await;
+        }
         let opts = GetOptions {
             range: range.map(GetRange::Bounded),
             ..GetOptions::default()
@@ -389,6 +392,72 @@ impl FileStore {
         }
         Ok(())
     }
+}
+
+/// What a read of the local folder sends at a time: files up to this size go in one piece.
+const LOCAL_CHUNK: usize = 256 * 1024;
+
+/// A local read without `object_store`'s small blocking reads: the file is opened and its
+/// metadata read in one blocking call, then read in large chunks (keys are checked by the
+/// callers; `Key` keeps them inside the folder).
+async fn local_get(
+    dir: &std::path::Path,
+    key: &str,
+    range: Option<Range<u64>>,
+) -> Result<Download, FilesError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let path = Key::parse(key).map_err(|_| FilesError::NotFound)?;
+    let file_path = path
+        .parts()
+        .fold(dir.to_path_buf(), |p, part| p.join(part.as_ref()));
+    let key_owned = key.to_owned();
+    let io_err = move |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::NotFound => FilesError::NotFound,
+        _ => FilesError::Store {
+            op: "read",
+            key: key_owned.clone(),
+            backend: "local folder".into(),
+            source: Box::new(e),
+        },
+    };
+    let err = io_err.clone();
+    let (file, meta, range, first) = tokio::task::spawn_blocking(move || {
+        let mut f = std::fs::File::open(&file_path)?;
+        let m = f.metadata()?;
+        if !m.is_file() {
+            return Err(std::io::Error::from(std::io::ErrorKind::NotFound));
+        }
+        let size = m.len();
+        let range = range.map_or(0..size, |r| r.start.min(size)..r.end.min(size));
+        f.seek(SeekFrom::Start(range.start))?;
+        let want = usize::try_from(range.end - range.start).unwrap_or(usize::MAX);
+        let mut first = vec![0u8; want.min(LOCAL_CHUNK)];
+        f.read_exact(&mut first)?;
+        Ok((f, m, range, first))
+    })
+    .await
+    .map_err(|e| FilesError::Body(e.to_string()))?
+    .map_err(err)?;
+    let meta = Meta {
+        size: meta.len(),
+        modified: meta.modified().unwrap_or(std::time::UNIX_EPOCH),
+        e_tag: None,
+    };
+    let sent = first.len() as u64;
+    let rest = range.end - range.start - sent;
+    let head = futures_util::stream::once(async move { Ok(Bytes::from(first)) });
+    let body = if rest == 0 {
+        head.boxed()
+    } else {
+        let file = tokio::fs::File::from_std(file);
+        let tail = tokio_util::io::ReaderStream::with_capacity(
+            tokio::io::AsyncReadExt::take(file, rest),
+            LOCAL_CHUNK,
+        )
+        .map_err(io_err);
+        head.chain(tail).boxed()
+    };
+    Ok(Download { meta, range, body })
 }
 
 /// The key of a record's file.

@@ -123,13 +123,69 @@ pub fn make(src: &[u8], spec: ThumbSpec, max_pixels: u64) -> Result<Bytes, Files
         return Err(FilesError::TooLarge { limit: max_pixels });
     }
     let orientation = decoder.orientation().ok();
-    let mut img = DynamicImage::from_decoder(decoder).map_err(bad)?;
+    let mut img = match format {
+        // JPEG can decode at 1/2, 1/4 or 1/8 of its size for a fraction of the work.
+        ImageFormat::Jpeg => match jpeg_scaled(src, needed(w, h, spec, rotates(orientation))) {
+            Some(img) => img,
+            None => DynamicImage::from_decoder(decoder).map_err(bad)?,
+        },
+        _ => DynamicImage::from_decoder(decoder).map_err(bad)?,
+    };
     if let Some(o) = orientation {
         img.apply_orientation(o);
     }
     let img = normalise(img);
-    let out = resize(&img, spec)?;
+    // Sizes follow the picture's true proportions, not the rounding of a scaled decode.
+    let true_size = if rotates(orientation) { (h, w) } else { (w, h) };
+    let out = resize(&img, true_size, spec)?;
     encode(&out, format)
+}
+
+fn rotates(o: Option<image::metadata::Orientation>) -> bool {
+    use image::metadata::Orientation as O;
+    matches!(
+        o,
+        Some(O::Rotate90 | O::Rotate270 | O::Rotate90FlipH | O::Rotate270FlipH)
+    )
+}
+
+/// The smallest source size (in the file's own frame) that still gives `spec` its full detail;
+/// `rotated` when EXIF orientation turns the picture by 90 degrees (the spec applies after).
+fn needed(w: u32, h: u32, spec: ThumbSpec, rotated: bool) -> (u16, u16) {
+    let (sw, sh) = (f64::from(w.max(1)), f64::from(h.max(1)));
+    let (ow, oh) = if rotated { (sh, sw) } else { (sw, sh) };
+    let (tw, th) = (f64::from(spec.width), f64::from(spec.height));
+    let scale = match (spec.width, spec.height, spec.mode) {
+        (0, _, _) => th / oh,
+        (_, 0, _) => tw / ow,
+        (_, _, Mode::Fit) => (tw / ow).min(th / oh),
+        _ => (tw / ow).max(th / oh),
+    }
+    .min(1.0);
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let side = |v: f64| (v * scale).ceil().clamp(1.0, f64::from(u16::MAX)) as u16;
+    (side(sw), side(sh))
+}
+
+/// Decodes a JPEG with DCT scaling so that it is at least `(w, h)` (or its full size);
+/// `None` when the scaled decoder cannot take it (the full decoder is used instead).
+fn jpeg_scaled(src: &[u8], (w, h): (u16, u16)) -> Option<DynamicImage> {
+    let mut d = jpeg_decoder::Decoder::new(Cursor::new(src));
+    d.read_info().ok()?;
+    d.scale(w, h).ok()?;
+    let pixels = d.decode().ok()?;
+    let info = d.info()?;
+    let (w, h) = (u32::from(info.width), u32::from(info.height));
+    match info.pixel_format {
+        jpeg_decoder::PixelFormat::RGB24 => {
+            image::RgbImage::from_raw(w, h, pixels).map(DynamicImage::ImageRgb8)
+        }
+        jpeg_decoder::PixelFormat::L8 => {
+            image::GrayImage::from_raw(w, h, pixels).map(DynamicImage::ImageLuma8)
+        }
+        // CMYK and 16-bit JPEGs go through the full decoder.
+        _ => None,
+    }
 }
 
 /// Pixel layouts the resizer and every encoder take: 8-bit RGB or RGBA (or luma).
@@ -143,8 +199,17 @@ fn normalise(img: DynamicImage) -> DynamicImage {
     }
 }
 
-fn resize(img: &DynamicImage, spec: ThumbSpec) -> Result<DynamicImage, FilesError> {
-    let (sw, sh) = (f64::from(img.width()), f64::from(img.height()));
+/// Resizes `img`, which shows a picture of `true_size` (it may have been decoded smaller).
+fn resize(
+    img: &DynamicImage,
+    true_size: (u32, u32),
+    spec: ThumbSpec,
+) -> Result<DynamicImage, FilesError> {
+    let (sw, sh) = (f64::from(true_size.0), f64::from(true_size.1));
+    let (kx, ky) = (
+        f64::from(img.width()) / sw.max(1.0),
+        f64::from(img.height()) / sh.max(1.0),
+    );
     if sw < 1.0 || sh < 1.0 {
         return Err(FilesError::Image("empty image".into()));
     }
@@ -179,7 +244,7 @@ fn resize(img: &DynamicImage, spec: ThumbSpec) -> Result<DynamicImage, FilesErro
     let mut dst = DynamicImage::new(dw, dh, img.color());
     let mut opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom));
     if let Some((l, t, w, h)) = crop {
-        opts = opts.crop(l, t, w, h);
+        opts = opts.crop(l * kx, t * ky, w * kx, h * ky);
     }
     Resizer::new()
         .resize(img, &mut dst, &opts)
@@ -367,6 +432,22 @@ mod tests {
         assert_eq!(t("32x32t"), (32, 32, ImageFormat::Png));
         assert_eq!(t("32x32f"), (32, 24, ImageFormat::Png));
         assert_eq!(t("30x30f"), (30, 22, ImageFormat::Png));
+        // A 12-megapixel JPEG decodes at 1/8 for a 300x300 thumbnail, and still fills it.
+        let spec = ThumbSpec::parse("300x300").unwrap();
+        assert_eq!(needed(4000, 3000, spec, false), (400, 300));
+        assert_eq!(needed(3000, 4000, spec, true), (300, 400));
+        assert_eq!(
+            needed(160, 90, ThumbSpec::parse("500x500").unwrap(), false),
+            (160, 90)
+        );
+        let mut jpeg = Cursor::new(Vec::new());
+        image::DynamicImage::new_rgb8(1600, 1200)
+            .write_to(&mut jpeg, ImageFormat::Jpeg)
+            .unwrap();
+        let small = jpeg_scaled(jpeg.get_ref(), needed(1600, 1200, spec, false)).unwrap();
+        assert_eq!((small.width(), small.height()), (400, 300));
+        let thumb = dims(&make(jpeg.get_ref(), spec, 1 << 24).unwrap());
+        assert_eq!(thumb, (300, 300, ImageFormat::Jpeg));
         assert_eq!(t("100x100f"), (64, 48, ImageFormat::Png));
         assert_eq!(t("0x24"), (32, 24, ImageFormat::Png));
         assert_eq!(t("32x0"), (32, 24, ImageFormat::Png));

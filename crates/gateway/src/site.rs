@@ -18,6 +18,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Response, StatusCode};
+use pier_core::range::{ByteRange, parse_byte_range};
 use sha2::{Digest, Sha256};
 
 use crate::respond;
@@ -327,54 +328,6 @@ fn none_match(list: &str, asset: &Asset) -> bool {
     })
 }
 
-enum RangeAnswer {
-    Full,
-    Part(u64, u64),
-    Unsatisfiable,
-}
-
-/// One `bytes=` range; several ranges, or a unit other than bytes, get the whole file.
-fn parse_range(v: &str, len: u64) -> RangeAnswer {
-    let Some(spec) = v.trim().strip_prefix("bytes=") else {
-        return RangeAnswer::Full;
-    };
-    if spec.contains(',') {
-        return RangeAnswer::Full;
-    }
-    let Some((a, b)) = spec.trim().split_once('-') else {
-        return RangeAnswer::Unsatisfiable;
-    };
-    let (a, b) = (a.trim(), b.trim());
-    let parse = |s: &str| -> Option<u64> {
-        (!s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()))
-            .then(|| s.parse().ok())
-            .flatten()
-    };
-    if a.is_empty() {
-        // Suffix: the last n bytes.
-        return match parse(b) {
-            Some(0) | None => RangeAnswer::Unsatisfiable,
-            Some(_) if len == 0 => RangeAnswer::Unsatisfiable,
-            Some(n) => RangeAnswer::Part(len.saturating_sub(n), len - 1),
-        };
-    }
-    let Some(start) = parse(a) else {
-        return RangeAnswer::Unsatisfiable;
-    };
-    if start >= len {
-        return RangeAnswer::Unsatisfiable;
-    }
-    let end = if b.is_empty() {
-        len - 1
-    } else {
-        match parse(b) {
-            Some(e) if e >= start => e.min(len - 1),
-            _ => return RangeAnswer::Unsatisfiable,
-        }
-    };
-    RangeAnswer::Part(start, end)
-}
-
 async fn respond_with(asset: &Asset, method: &Method, headers: &HeaderMap) -> Response<Body> {
     let (has_gzip, has_br) = match &asset.content {
         Content::Memory { gzip, br, .. } => (gzip.is_some(), br.is_some()),
@@ -431,22 +384,22 @@ async fn respond_with(asset: &Asset, method: &Method, headers: &HeaderMap) -> Re
     }
 
     let len = asset.len();
-    let mut range = wants_range.map_or(RangeAnswer::Full, |v| parse_range(v, len));
+    let mut range = wants_range.map_or(ByteRange::Full, |v| parse_byte_range(v, len));
     if let Some(if_range) = headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok())
         && if_range.trim() != asset.etag.to_str().unwrap_or("")
     {
-        range = RangeAnswer::Full;
+        range = ByteRange::Full;
     }
     let (start, end) = match range {
-        RangeAnswer::Full => (0, len.saturating_sub(1)),
-        RangeAnswer::Part(s, e) => {
+        ByteRange::Full => (0, len.saturating_sub(1)),
+        ByteRange::Part(s, e) => {
             *res.status_mut() = StatusCode::PARTIAL_CONTENT;
             if let Ok(v) = HeaderValue::from_str(&format!("bytes {s}-{e}/{len}")) {
                 res.headers_mut().insert(header::CONTENT_RANGE, v);
             }
             (s, e)
         }
-        RangeAnswer::Unsatisfiable => {
+        ByteRange::Unsatisfiable => {
             let mut r = respond::error(
                 StatusCode::RANGE_NOT_SATISFIABLE,
                 "The requested range is not satisfiable.",
@@ -733,10 +686,10 @@ mod tests {
 
     #[test]
     fn ranges() {
-        let part = |v| match parse_range(v, 100) {
-            RangeAnswer::Part(a, b) => Some((a, b)),
-            RangeAnswer::Full => Some((0, 99)),
-            RangeAnswer::Unsatisfiable => None,
+        let part = |v| match parse_byte_range(v, 100) {
+            ByteRange::Part(a, b) => Some((a, b)),
+            ByteRange::Full => Some((0, 99)),
+            ByteRange::Unsatisfiable => None,
         };
         assert_eq!(part("bytes=0-9"), Some((0, 9)));
         assert_eq!(part("bytes=90-"), Some((90, 99)));

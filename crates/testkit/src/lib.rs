@@ -47,6 +47,23 @@ impl TestApp {
     ///
     /// # Panics
     /// When the server ended with an error.
+    /// The flags that point another app at this app's PostgreSQL database (empty on SQLite).
+    pub fn database_flags(&self) -> Vec<(&'static str, String)> {
+        let Some(db) = &self.pg else {
+            return Vec::new();
+        };
+        let mut flags = vec![
+            ("database.host", db.host.clone()),
+            ("database.port", db.port.to_string()),
+            ("database.name", db.name.clone()),
+            ("database.user", db.user.clone()),
+        ];
+        if let Some(p) = &db.password {
+            flags.push(("database.password", p.clone()));
+        }
+        flags
+    }
+
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());

@@ -15,16 +15,8 @@ use crate::records::{Api, superuser_token};
 
 /// A second application on the first one's database.
 async fn second_backend(first: &TestApp, extra: Vec<(&'static str, String)>) -> TestApp {
-    let db = first.pg.as_ref().expect("the first app runs on PostgreSQL");
-    let mut flags = vec![
-        ("database.host", db.host.clone()),
-        ("database.port", db.port.to_string()),
-        ("database.name", db.name.clone()),
-        ("database.user", db.user.clone()),
-    ];
-    if let Some(p) = &db.password {
-        flags.push(("database.password", p.clone()));
-    }
+    assert!(first.pg.is_some(), "the first app runs on PostgreSQL");
+    let mut flags = first.database_flags();
     flags.extend(extra);
     spawn_app_with(Engine::Sqlite, flags).await
 }

@@ -573,17 +573,8 @@ async fn a_refusing_or_absent_bucket_gets_a_clear_error() {
 async fn backends_sharing_postgres_and_s3_share_files() {
     let a = Files::start(Engine::Postgres, true).await;
     let s3 = a._s3.as_ref().unwrap();
-    let db = a.app.pg.as_ref().unwrap();
     let mut flags = s3.flags();
-    flags.extend([
-        ("database.host", db.host.clone()),
-        ("database.port", db.port.to_string()),
-        ("database.name", db.name.clone()),
-        ("database.user", db.user.clone()),
-    ]);
-    if let Some(p) = &db.password {
-        flags.push(("database.password", p.clone()));
-    }
+    flags.extend(a.app.database_flags());
     let b = spawn_app_with(Engine::Sqlite, flags).await;
     let src = image_bytes(image::ImageFormat::Png, 80, 60);
     let form = reqwest::multipart::Form::new().part("img", part(src.clone(), "shared.png"));
