@@ -14,6 +14,7 @@ mod records;
 mod settings;
 mod setup;
 mod state;
+mod tus;
 mod uploads;
 
 pub use error::{ApiError, ErrorReport};
@@ -33,6 +34,7 @@ pub fn router(state: AppState) -> Router {
         .merge(settings::router())
         .merge(backups::router())
         .merge(files::router())
+        .merge(tus::router())
         .merge(setup::router())
         .route("/api/{*rest}", axum::routing::any(not_found))
         .with_state(state)

@@ -422,6 +422,7 @@ async fn create_record(
             return Err(e.into());
         }
     };
+    received.committed().await;
     if let Some(claim) = claim {
         claim.spend();
     }
@@ -454,6 +455,7 @@ async fn update_record(
             return Err(e.into());
         }
     };
+    received.committed().await;
     one(&engine, &c, record, &q, &req).await
 }
 

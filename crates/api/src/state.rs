@@ -36,6 +36,8 @@ struct Inner {
     /// `http.body_limit_bytes` and `files.upload_limit_bytes`.
     body_limit: usize,
     upload_limit: u64,
+    /// Partial resumable uploads (`<data>/uploads`).
+    uploads_dir: std::path::PathBuf,
 }
 
 impl AppState {
@@ -72,6 +74,7 @@ impl AppState {
                 )),
                 body_limit: config.http.body_limit,
                 upload_limit: config.files.upload_limit,
+                uploads_dir: config.paths.data_dir.join("uploads"),
             }),
         }
     }
@@ -118,6 +121,11 @@ impl AppState {
 
     pub(crate) fn thumbs(&self) -> &Thumbs {
         &self.inner.thumbs
+    }
+
+    /// Where partial resumable uploads are kept.
+    pub(crate) fn uploads_dir(&self) -> &std::path::Path {
+        &self.inner.uploads_dir
     }
 
     /// The limit of bodies without files, and of bodies with them.

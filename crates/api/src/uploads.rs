@@ -36,10 +36,19 @@ pub(crate) struct Received {
     /// The record id the files were stored under.
     pub(crate) upload_id: Option<String>,
     keys: Vec<String>,
+    /// Resumable uploads attached, deleted once the write commits.
+    staged: Vec<std::path::PathBuf>,
     store: FileStore,
 }
 
 impl Received {
+    /// The write committed: the resumable uploads it attached are done with.
+    pub(crate) async fn committed(self) {
+        for p in &self.staged {
+            crate::tus::forget(p).await;
+        }
+    }
+
     /// Deletes the files this request stored (its write failed or was refused).
     pub(crate) async fn discard(self) {
         for k in &self.keys {
@@ -70,13 +79,16 @@ pub(crate) async fn receive(
             .await
             .map_err(|_| too_large())?;
         let body = json_object(&bytes)?;
-        return Ok(Received {
+        let mut got = Received {
             body,
             uploads: Vec::new(),
             upload_id: None,
             keys: Vec::new(),
+            staged: Vec::new(),
             store,
-        });
+        };
+        attach_resumable(state, c, auth, record_id, &mut got).await?;
+        return Ok(got);
     }
     // The route's `DefaultBodyLimit` is `files.upload_limit_bytes` (see `records::router`).
     let form = axum::extract::Multipart::from_request(req, &())
@@ -88,6 +100,7 @@ pub(crate) async fn receive(
         uploads: Vec::new(),
         upload_id: Some(upload_id.clone()),
         keys: Vec::new(),
+        staged: Vec::new(),
         store,
     };
     match read_form(
@@ -106,6 +119,11 @@ pub(crate) async fn receive(
             return Err(e);
         }
     }
+    if let Err(e) = attach_resumable(state, c, auth, record_id.or(Some(&upload_id)), &mut got).await
+    {
+        got.discard().await;
+        return Err(e);
+    }
     // A create that names its own id: the files move under it.
     if record_id.is_none()
         && let Some(Value::String(id)) = got.body.get("id")
@@ -120,6 +138,31 @@ pub(crate) async fn receive(
         }
     }
     Ok(got)
+}
+
+/// Takes `"@uploads"` out of the body and attaches the resumable uploads it names.
+async fn attach_resumable(
+    state: &AppState,
+    c: &Collection,
+    auth: &Auth,
+    record_id: Option<&str>,
+    got: &mut Received,
+) -> Result<(), ApiError> {
+    let Some(named) = got.body.remove("@uploads") else {
+        return Ok(());
+    };
+    let id = match (record_id, &got.upload_id) {
+        (Some(id), _) => id.to_owned(),
+        (None, Some(id)) => id.clone(),
+        (None, None) => pier_files::random(15),
+    };
+    got.upload_id = Some(id.clone());
+    for (u, key, staged) in crate::tus::attach(state, auth, &c.id, &id, &named).await? {
+        got.uploads.push(u);
+        got.keys.push(key);
+        got.staged.push(staged);
+    }
+    Ok(())
 }
 
 async fn move_uploads(got: &mut Received, collection_id: &str, id: &str) -> Result<(), ApiError> {
@@ -218,6 +261,9 @@ async fn read_form(
             let size = match result {
                 Ok((size, _)) => size,
                 Err(FilesError::TooLarge { .. }) => {
+                    // Read (and drop) the rest, so that a client still sending gets the answer
+                    // rather than a reset connection.
+                    drain(form, DRAIN_LIMIT).await;
                     return Err(pier_records::upload_too_large(field, &original, creating).into());
                 }
                 Err(FilesError::Body(_)) => return Err(malformed()),
@@ -257,6 +303,20 @@ async fn read_form(
         }
     }
     Ok(())
+}
+
+/// How much of a refused body is still read so that the client sees the answer.
+const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
+
+async fn drain(mut form: axum::extract::Multipart, mut budget: u64) {
+    while let Ok(Some(mut part)) = form.next_field().await {
+        while let Ok(Some(chunk)) = part.chunk().await {
+            budget = budget.saturating_sub(chunk.len() as u64);
+            if budget == 0 {
+                return;
+            }
+        }
+    }
 }
 
 fn part_error(e: axum::extract::multipart::MultipartError) -> ApiError {

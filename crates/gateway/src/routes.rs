@@ -129,13 +129,15 @@ impl Route {
     }
 }
 
-/// `POST /api/collections/{c}/records` and `PATCH /api/collections/{c}/records/{id}`: the
-/// requests that may carry files.
+/// `POST /api/collections/{c}/records`, `PATCH /api/collections/{c}/records/{id}` and the
+/// resumable uploads' `PATCH /api/files/uploads/{id}`: the requests that may carry files.
 fn is_upload(method: &http::Method, path: &str) -> bool {
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match parts.as_slice() {
         ["api", "collections", _, "records"] => method == http::Method::POST,
-        ["api", "collections", _, "records", _] => method == http::Method::PATCH,
+        ["api", "collections", _, "records", _] | ["api", "files", "uploads", _] => {
+            method == http::Method::PATCH
+        }
         _ => false,
     }
 }
