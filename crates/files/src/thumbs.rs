@@ -1,7 +1,8 @@
 //! Thumbnails, PocketBase's grammar: `WxH` (centre crop), `WxHt` (top), `WxHb` (bottom),
 //! `WxHf` (fit inside), `0xH` and `Wx0` (one side, the other kept in proportion). Sources are
 //! JPEG, PNG, GIF (first frame) and WebP; each thumbnail keeps its source's format (PocketBase
-//! turns WebP into PNG, several times larger). EXIF orientation is applied.
+//! turns WebP into PNG, several times larger; pier's WebP thumbnails are lossy, through
+//! libwebp). EXIF orientation is applied.
 //!
 //! Decoding is bounded before it starts: the header's dimensions are checked against a pixel
 //! budget and the decoder gets `image::Limits`, so a decompression bomb is refused without
@@ -252,6 +253,9 @@ fn resize(
     Ok(dst)
 }
 
+/// libwebp's quality for thumbnails (0–100; cwebp's default is 75).
+const WEBP_QUALITY: f32 = 82.0;
+
 fn encode(img: &DynamicImage, format: ImageFormat) -> Result<Bytes, FilesError> {
     let mut out = Cursor::new(Vec::new());
     let bad = |e: image::ImageError| FilesError::Image(e.to_string());
@@ -281,8 +285,18 @@ fn encode(img: &DynamicImage, format: ImageFormat) -> Result<Bytes, FilesError> 
             .map_err(bad)?;
         }
         ImageFormat::WebP => {
-            let enc = image::codecs::webp::WebPEncoder::new_lossless(&mut out);
-            img.write_with_encoder(enc).map_err(bad)?;
+            // Lossy, as photographs want (a lossless thumbnail is about PNG's size).
+            let encoded = match img {
+                DynamicImage::ImageRgba8(i) => {
+                    webp::Encoder::from_rgba(i.as_raw(), i.width(), i.height()).encode(WEBP_QUALITY)
+                }
+                other => {
+                    let rgb = other.to_rgb8();
+                    webp::Encoder::from_rgb(rgb.as_raw(), rgb.width(), rgb.height())
+                        .encode(WEBP_QUALITY)
+                }
+            };
+            return Ok(Bytes::copy_from_slice(&encoded));
         }
         other => {
             return Err(FilesError::Image(format!(
@@ -451,6 +465,88 @@ mod tests {
         assert_eq!(t("100x100f"), (64, 48, ImageFormat::Png));
         assert_eq!(t("0x24"), (32, 24, ImageFormat::Png));
         assert_eq!(t("32x0"), (32, 24, ImageFormat::Png));
+    }
+
+    /// Mean SSIM of two equally sized images' luma, over 8x8 windows (Wang et al., 2004).
+    fn ssim(a: &DynamicImage, b: &DynamicImage) -> f64 {
+        let (a, b) = (a.to_luma8(), b.to_luma8());
+        assert_eq!(a.dimensions(), b.dimensions());
+        let (c1, c2) = ((0.01f64 * 255.0).powi(2), (0.03f64 * 255.0).powi(2));
+        let (w, h) = a.dimensions();
+        let (mut total, mut n) = (0.0, 0.0);
+        for y0 in (0..h - 7).step_by(4) {
+            for x0 in (0..w - 7).step_by(4) {
+                let px = |img: &image::GrayImage, i: u32| {
+                    f64::from(img.get_pixel(x0 + i % 8, y0 + i / 8)[0])
+                };
+                let ma = (0..64).map(|i| px(&a, i)).sum::<f64>() / 64.0;
+                let mb = (0..64).map(|i| px(&b, i)).sum::<f64>() / 64.0;
+                let (mut va, mut vb, mut cov) = (0.0, 0.0, 0.0);
+                for i in 0..64 {
+                    let (da, db) = (px(&a, i) - ma, px(&b, i) - mb);
+                    va += da * da;
+                    vb += db * db;
+                    cov += da * db;
+                }
+                let (va, vb, cov) = (va / 63.0, vb / 63.0, cov / 63.0);
+                total += ((2.0 * ma * mb + c1) * (2.0 * cov + c2))
+                    / ((ma * ma + mb * mb + c1) * (va + vb + c2));
+                n += 1.0;
+            }
+        }
+        total / n
+    }
+
+    #[test]
+    fn webp_thumbnails_are_small_and_faithful() {
+        // A photo-like picture: smooth colour, hard edges (discs) and mild sensor grain.
+        let src = image::RgbImage::from_fn(1200, 900, |x, y| {
+            let (fx, fy) = (f64::from(x) / 1200.0, f64::from(y) / 900.0);
+            let grain =
+                f64::from((x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503)) % 13) - 6.0;
+            let disc =
+                |cx: f64, cy: f64, r: f64| ((fx - cx).powi(2) + (fy - cy).powi(2)).sqrt() < r;
+            let base = if disc(0.3, 0.4, 0.15) {
+                [220.0, 60.0, 40.0]
+            } else if disc(0.7, 0.6, 0.2) {
+                [30.0, 90.0, 200.0]
+            } else {
+                [
+                    120.0 + 100.0 * (fx * 9.0).sin(),
+                    120.0 + 90.0 * (fy * 7.0).cos(),
+                    100.0 + 80.0 * ((fx + fy) * 5.0).sin(),
+                ]
+            };
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let c = |v: f64| (v + grain).clamp(0.0, 255.0) as u8;
+            image::Rgb([c(base[0]), c(base[1]), c(base[2])])
+        });
+        let mut webp = Cursor::new(Vec::new());
+        DynamicImage::ImageRgb8(src.clone())
+            .write_to(&mut webp, ImageFormat::WebP)
+            .unwrap();
+        let spec = ThumbSpec::parse("300x300").unwrap();
+        let thumb = make(webp.get_ref(), spec, 1 << 24).unwrap();
+        assert_eq!(image::guess_format(&thumb).unwrap(), ImageFormat::WebP);
+        let got = image::load_from_memory(&thumb).unwrap();
+        assert_eq!((got.width(), got.height()), (300, 300));
+        // The reference: a Lanczos3 resize of the same crop, and PocketBase's output (PNG).
+        let mut reference = DynamicImage::new_rgb8(300, 300);
+        let opts = ResizeOptions::new()
+            .resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3))
+            .crop(150.0, 0.0, 900.0, 900.0);
+        Resizer::new()
+            .resize(&DynamicImage::ImageRgb8(src), &mut reference, &opts)
+            .unwrap();
+        let png = encode(&reference, ImageFormat::Png).unwrap();
+        let score = ssim(&got, &reference);
+        assert!(score >= 0.95, "SSIM {score:.3}");
+        assert!(
+            thumb.len() * 2 <= png.len(),
+            "WebP {} bytes vs PNG {} bytes",
+            thumb.len(),
+            png.len()
+        );
     }
 
     #[test]
