@@ -34,11 +34,14 @@ pub(crate) fn router() -> Router<AppState> {
 }
 
 /// The sink the records engine calls after each committed write: the files it took away are
-/// deleted (with their thumbnails) by one background task, in order.
-pub(crate) fn janitor(store: FileStore) -> FilesSink {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<RemovedFile>>();
+/// deleted (with their thumbnails) by one background task, in order. [`Janitor::settled`] waits
+/// until every batch handed over so far is done, so a write's answer comes after its files are
+/// gone, as PocketBase answers.
+pub(crate) fn janitor(store: FileStore, janitor: &Janitor) -> FilesSink {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, Vec<RemovedFile>)>();
+    let done = janitor.done.clone();
     tokio::spawn(async move {
-        while let Some(batch) = rx.recv().await {
+        while let Some((n, batch)) = rx.recv().await {
             for f in batch {
                 let key = pier_files::file_key(&f.collection_id, &f.record_id, &f.name);
                 let thumbs = format!("{}/{}/thumbs_{}", f.collection_id, f.record_id, f.name);
@@ -49,11 +52,42 @@ pub(crate) fn janitor(store: FileStore) -> FilesSink {
                     tracing::warn!("a removed file's thumbnails were not deleted: {e}");
                 }
             }
+            done.send_replace(n);
         }
     });
+    let queued = janitor.queued.clone();
     Arc::new(move |batch| {
-        let _ = tx.send(batch);
+        let n = queued.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let _ = tx.send((n, batch));
     })
+}
+
+/// How far the deletion of removed files has got.
+pub(crate) struct Janitor {
+    queued: Arc<std::sync::atomic::AtomicU64>,
+    done: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Default for Janitor {
+    fn default() -> Self {
+        Janitor {
+            queued: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            done: Arc::new(tokio::sync::watch::channel(0).0),
+        }
+    }
+}
+
+impl Janitor {
+    /// Waits (at most 10 s) until the files of every write committed so far are deleted.
+    pub(crate) async fn settled(&self) {
+        let target = self.queued.load(std::sync::atomic::Ordering::SeqCst);
+        let mut rx = self.done.subscribe();
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            rx.wait_for(|d| *d >= target),
+        )
+        .await;
+    }
 }
 
 /// Deletes every file of a collection (after the collection was deleted or truncated).
@@ -82,48 +116,31 @@ async fn serve(
         .collection(&collection)
         .await
         .map_err(|_| ApiError::not_found())?;
-    let everything = engine
-        .request_info(
-            Auth::Superuser { id: String::new() },
-            "GET",
-            Map::new(),
-            Map::new(),
-            Map::new(),
-        )
-        .await;
-    let record = engine
-        .view(&c, &record_id, &everything)
-        .await
-        .map_err(|_| ApiError::not_found())?;
-    // The name must be one of the record's files.
-    let field = c
-        .fields
-        .iter()
-        .filter(|f| f.kind == "file")
-        .find(|f| match record.get(&f.name) {
-            Some(serde_json::Value::String(s)) => *s == filename,
-            Some(serde_json::Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(&filename)),
-            _ => false,
-        })
-        .ok_or_else(ApiError::not_found)?;
-    if field.opt_bool("protected") {
-        let token = q.get("token").map(String::as_str).unwrap_or_default();
-        let auth = if token.is_empty() {
-            Auth::Guest
-        } else {
-            engine.authenticate_file_token(token).await
-        };
-        let mut query = Map::new();
-        for (k, v) in &q {
-            query.insert(k.clone(), serde_json::Value::String(v.clone()));
+    let file_fields: Vec<&pier_records::Field> =
+        c.fields.iter().filter(|f| f.kind == "file").collect();
+    // Without protected fields every file of the collection is public: the store says whether
+    // it exists (a removed file is deleted right after its write commits), and the record is
+    // not read. With them, the record says which field the file is in, and that field's rule.
+    let sizes_of = |f: &pier_records::Field| -> Vec<String> {
+        f.options
+            .get("thumbs")
+            .and_then(|t| t.as_array())
+            .map(|t| {
+                t.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let thumb_sizes: Vec<String> = if file_fields.iter().any(|f| f.opt_bool("protected")) {
+        let field = record_field(&engine, &c, &record_id, &filename).await?;
+        if field.opt_bool("protected") {
+            check_file_token(&engine, &c, &record_id, &q).await?;
         }
-        let req = engine
-            .request_info(auth, "GET", query, Map::new(), Map::new())
-            .await;
-        if engine.view(&c, &record_id, &req).await.is_err() {
-            return Err(ApiError::not_found());
-        }
-    }
+        sizes_of(&field)
+    } else {
+        file_fields.iter().flat_map(|f| sizes_of(f)).collect()
+    };
     let store = state.files();
     let original = pier_files::file_key(&c.id, &record_id, &filename);
     let mut key = original.clone();
@@ -131,12 +148,7 @@ async fn serve(
     if let Some(size) = q.get("thumb").filter(|s| !s.is_empty())
         && pier_files::thumbable(&filename)
         && let Some(spec) = ThumbSpec::parse(size)
-        && (size == "100x100"
-            || field
-                .options
-                .get("thumbs")
-                .and_then(|t| t.as_array())
-                .is_some_and(|t| t.iter().any(|v| v.as_str() == Some(size))))
+        && (size == "100x100" || thumb_sizes.iter().any(|s| s == size))
     {
         let thumb = pier_files::thumb_key(&c.id, &record_id, &filename, size);
         if state.thumbs().ensure(store, &original, &thumb, spec).await {
@@ -148,6 +160,66 @@ async fn serve(
         .get("download")
         .is_some_and(|v| !v.is_empty() && v != "0" && v != "false");
     send(store, &key, &served_name, download, &method, &headers).await
+}
+
+/// The file field of `c`'s record `record_id` that holds `filename` (404 when none does).
+async fn record_field(
+    engine: &pier_records::Engine,
+    c: &pier_records::Collection,
+    record_id: &str,
+    filename: &str,
+) -> Result<pier_records::Field, ApiError> {
+    let everything = engine
+        .request_info(
+            Auth::Superuser { id: String::new() },
+            "GET",
+            Map::new(),
+            Map::new(),
+            Map::new(),
+        )
+        .await;
+    let record = engine
+        .view(c, record_id, &everything)
+        .await
+        .map_err(|_| ApiError::not_found())?;
+    c.fields
+        .iter()
+        .filter(|f| f.kind == "file")
+        .find(|f| match record.get(&f.name) {
+            Some(serde_json::Value::String(s)) => *s == filename,
+            Some(serde_json::Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(filename)),
+            _ => false,
+        })
+        .cloned()
+        .ok_or_else(ApiError::not_found)
+}
+
+/// A protected file: `?token=` must be a file token whose owner passes the view rule (404
+/// otherwise, as PocketBase answers).
+async fn check_file_token(
+    engine: &pier_records::Engine,
+    c: &pier_records::Collection,
+    record_id: &str,
+    q: &HashMap<String, String>,
+) -> Result<(), ApiError> {
+    let token = q.get("token").map(String::as_str).unwrap_or_default();
+    let auth = if token.is_empty() {
+        Auth::Guest
+    } else {
+        engine.authenticate_file_token(token).await
+    };
+    let mut query = Map::new();
+    for (k, v) in q {
+        query.insert(k.clone(), serde_json::Value::String(v.clone()));
+    }
+    let req = engine
+        .request_info(auth, "GET", query, Map::new(), Map::new())
+        .await;
+    engine
+        .view(c, record_id, &req)
+        .await
+        .map(|_| ())
+        .map_err(|_| ApiError::not_found())
 }
 
 /// Sends a stored object with the headers user content needs.

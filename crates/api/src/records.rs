@@ -423,6 +423,8 @@ async fn create_record(
         }
     };
     received.committed().await;
+    state.files_settled().await;
+    state.files_settled().await;
     if let Some(claim) = claim {
         claim.spend();
     }
@@ -469,6 +471,8 @@ async fn delete_record(
     let c = collection_context(&engine, &name).await?;
     let req = ctx.info(&engine, auth, Map::new()).await;
     engine.delete(&c, &id, &req).await?;
+    // The record's files are gone before the answer, as PocketBase answers.
+    state.files_settled().await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

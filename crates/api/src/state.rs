@@ -31,6 +31,7 @@ struct Inner {
     setup: crate::setup::SetupSlot,
     /// Uploaded files, and the thumbnails made of them.
     files: FileStore,
+    janitor: crate::files::Janitor,
     s3: Option<pier_config::S3Config>,
     thumbs: Arc<Thumbs>,
     /// `http.body_limit_bytes` and `files.upload_limit_bytes`.
@@ -64,6 +65,7 @@ impl AppState {
                 events: config.events.clone(),
                 production: config.is_production(),
                 files,
+                janitor: crate::files::Janitor::default(),
                 s3: config.files.s3.clone(),
                 thumbs: Arc::new(Thumbs::new(
                     config.files.thumb_workers,
@@ -99,9 +101,10 @@ impl AppState {
                 let engine = Engine::open(self.inner.store.clone(), self.inner.events.clone())
                     .await
                     .map(Arc::new)?;
-                engine
-                    .events()
-                    .on_files_removed(crate::files::janitor(self.inner.files.clone()));
+                engine.events().on_files_removed(crate::files::janitor(
+                    self.inner.files.clone(),
+                    &self.inner.janitor,
+                ));
                 Ok::<_, pier_records::RecordError>(engine)
             })
             .await
@@ -117,6 +120,11 @@ impl AppState {
     /// The S3 bucket of uploaded files, when they are on S3 (`[files.s3]`).
     pub(crate) fn s3_settings(&self) -> Option<&pier_config::S3Config> {
         self.inner.s3.as_ref()
+    }
+
+    /// Waits until the files that committed writes took away are deleted.
+    pub(crate) async fn files_settled(&self) {
+        self.inner.janitor.settled().await;
     }
 
     pub(crate) fn thumbs(&self) -> &Thumbs {
