@@ -11,6 +11,11 @@ each server (pinned to the server CPU, the clients to the client CPU), on its lo
   files exist afterwards (1 means it was made once);
 * the 300x300 thumbnail of a 1200x1200 WebP: its bytes and type (PocketBase answers PNG);
 * wrk on a warm thumbnail and on a 100 KiB file: req/s.
+
+Then the same uploads, first thumbnails and downloads with the files on S3: the tests' S3
+server (``pier-s3-test-server``, s3s-fs, which checks signatures; built in release on first
+use, pinned to the client CPU), one bucket for both; pier through ``PIER_FILES__S3__*``,
+PocketBase through ``PATCH /api/settings`` ``{"s3": …}``.
 """
 
 from __future__ import annotations
@@ -23,9 +28,12 @@ import time
 import urllib.request
 from pathlib import Path
 
+import dataclasses
+
 import benchlib as bl
 
 EXAMPLE = bl.REPO_DIR / "target/release/examples/bench_images"
+S3_SERVER = bl.REPO_DIR / "target/release/pier-s3-test-server"
 UPLOAD_MIB = 100
 UPLOAD_RUNS = 3
 COLD_THUMBS = 5
@@ -107,13 +115,59 @@ def thumb_files(srv, cid: str, rid: str, name: str) -> int:
     return len([f for f in d.glob("*") if not f.name.endswith(".attrs")]) if d.is_dir() else 0
 
 
-def measure_one(b, ctx, name: str, imgs: Path) -> dict:
+def start_s3(ctx) -> tuple[subprocess.Popen, dict] | None:
+    """The S3 server over a fresh folder: (process, its endpoint and keys)."""
+    if not os.access(S3_SERVER, os.X_OK):
+        bl.log("building target/release/pier-s3-test-server")
+        subprocess.run(["cargo", "build", "--release", "-p", "pier-testkit", "--bin", "pier-s3-test-server"],
+                       cwd=bl.REPO_DIR, check=True)
+    root = ctx.logs_dir / "files-s3"
+    out = open(ctx.logs_dir / "files-s3.log", "w")
+    p = subprocess.Popen(bl.taskset_prefix(ctx.cfg.client_cpu) + [str(S3_SERVER), str(root)],
+                         stdout=out, stderr=subprocess.STDOUT)
+    for _ in range(200):
+        time.sleep(0.05)
+        lines = (ctx.logs_dir / "files-s3.log").read_text().splitlines()
+        if len(lines) >= 2:
+            endpoint = lines[0].removeprefix("listening on ")
+            _, bucket, _, _, access, _, secret = lines[1].split()
+            return p, {"endpoint": endpoint, "bucket": bucket, "access": access, "secret": secret}
+    p.kill()
+    return None
+
+
+def use_s3(b, srv, name: str, s3: dict) -> None:
+    """PocketBase: turn S3 on through its settings API (pier got it in its environment)."""
+    if name != b.POCKETBASE:
+        return
+    identity, password = b.RECORDS_SUPERUSER
+    _, body = bl.http_json(srv.port, "POST", "/api/collections/_superusers/auth-with-password",
+                           {"identity": identity, "password": password})
+    st, res = bl.http_json(srv.port, "PATCH", "/api/settings", {"s3": {
+        "enabled": True, "bucket": s3["bucket"], "region": "us-east-1", "endpoint": s3["endpoint"],
+        "accessKey": s3["access"], "secret": s3["secret"], "forcePathStyle": True}},
+        headers={"Authorization": body["token"]})
+    if st != 200:
+        raise RuntimeError(f"PocketBase refused the S3 settings: {st} {res}")
+
+
+def measure_one(b, ctx, name: str, imgs: Path, s3: dict | None = None) -> dict:
     cfg = ctx.cfg
     target = ctx.targets[name]
-    srv, _ = bl.start_server(target, cpu=cfg.server_cpu, log_path=ctx.logs_dir / f"files-{name}.log",
+    tag = f"{name}-s3" if s3 else name
+    if s3 and name == b.PIER:
+        target = dataclasses.replace(target, env={**target.env, "PIER_FILES__S3__ENABLED": "true",
+                                                  "PIER_FILES__S3__BUCKET": s3["bucket"],
+                                                  "PIER_FILES__S3__ENDPOINT": s3["endpoint"],
+                                                  "PIER_FILES__S3__ACCESS_KEY": s3["access"],
+                                                  "PIER_FILES__S3__SECRET": s3["secret"],
+                                                  "PIER_FILES__S3__FORCE_PATH_STYLE": "true"})
+    srv, _ = bl.start_server(target, cpu=cfg.server_cpu, log_path=ctx.logs_dir / f"files-{tag}.log",
                              ready_timeout=cfg.ready_timeout, before_start=lambda s: b.records_prepare(target, s))
     out: dict = {}
     try:
+        if s3:
+            use_s3(b, srv, name, s3)
         _, cid = collection(b, srv)
         base = f"http://{bl.HOST}:{srv.port}/api/files/{cid}"
         # Uploads: throughput and peak RSS growth.
@@ -156,7 +210,7 @@ def measure_one(b, ctx, name: str, imgs: Path) -> dict:
         out["concurrent_thumb_s"] = time.perf_counter() - t0
         out["concurrent_thumb_ok"] = sum(1 for x in results if x[0] == 200)
         out["concurrent_thumb_distinct_bodies"] = len({x[2] for x in results})
-        out["concurrent_thumb_files"] = thumb_files(srv, cid, r["id"], r["img"])
+        out["concurrent_thumb_files"] = None if s3 else thumb_files(srv, cid, r["id"], r["img"])
         warm_thumb = url
         # WebP thumbnail bytes and type.
         r, _ = upload(srv, "img", imgs / "photo.webp", cfg.client_cpu)
@@ -186,6 +240,23 @@ def run_files(b, ctx) -> None:
             res[n] = measure_one(b, ctx, n, imgs)
         except (RuntimeError, OSError, subprocess.SubprocessError) as e:
             ctx.warn(f"files: {n} failed: {e}")
+    s3res: dict = {}
+    ctx.results["files_s3"] = s3res
+    started = start_s3(ctx)
+    if started is None:
+        ctx.warn("files: the S3 server did not start; the S3 half is left out")
+    else:
+        proc, s3 = started
+        try:
+            for n in names:
+                bl.log(f"files: {n} on S3")
+                try:
+                    s3res[n] = measure_one(b, ctx, n, imgs, s3)
+                except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+                    ctx.warn(f"files: {n} on S3 failed: {e}")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
     pier, pb = res.get(b.PIER), res.get(b.POCKETBASE)
 
     def g(d, k, sub=None):
@@ -204,6 +275,11 @@ def run_files(b, ctx) -> None:
     ]
     for label, key, sub, better in rows:
         ctx.main_rows.append(b.compare_row(label, g(pier, key, sub), g(pb, key, sub), better))
+    pier, pb = s3res.get(b.PIER), s3res.get(b.POCKETBASE)
+    for label, key, sub, better in rows:
+        if key in ("concurrent_thumb_files", "webp_thumb_bytes"):
+            continue
+        ctx.main_rows.append(b.compare_row(f"S3: {label}", g(pier, key, sub), g(pb, key, sub), better))
     for n, d in res.items():
         ctx.notes.append(f"files: {n} WebP thumbnail type {d.get('webp_thumb_type')}, "
                          f"{d.get('concurrent_thumb_ok')}/{CONCURRENT} concurrent thumb requests answered 200, "

@@ -231,7 +231,20 @@ async fn send(
     method: &Method,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    let meta = store.head(key).await.map_err(store_error)?;
+    // A plain GET reads the object once (its metadata comes with it); conditional, ranged and
+    // HEAD requests look at the metadata first.
+    let plain = method == Method::GET
+        && !headers.contains_key(header::RANGE)
+        && !headers.contains_key(header::IF_NONE_MATCH);
+    let mut body = None;
+    let meta = if plain {
+        let d = store.get(key, None).await.map_err(store_error)?;
+        let m = d.meta.clone();
+        body = Some(d.body);
+        m
+    } else {
+        store.head(key).await.map_err(store_error)?
+    };
     let etag = format!(
         "\"{}\"",
         meta.e_tag
@@ -313,8 +326,11 @@ async fn send(
             .body(Body::empty())
             .map_err(|e| ApiError::internal(e.to_string()));
     }
-    let d = store.get(key, range).await.map_err(store_error)?;
-    b.body(Body::from_stream(d.body))
+    let stream = match body {
+        Some(b) => b,
+        None => store.get(key, range).await.map_err(store_error)?.body,
+    };
+    b.body(Body::from_stream(stream))
         .map_err(|e| ApiError::internal(e.to_string()))
         .map(IntoResponse::into_response)
 }

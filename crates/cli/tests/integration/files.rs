@@ -195,9 +195,36 @@ async fn files_live_and_die_with_their_records(f: Files) {
         std::fs::read(f.object(&id, &big)).unwrap().len(),
         12_000_000
     );
-    let res = f.get(&format!("/api/files/docs/{id}/{big}")).await;
+    let url = format!("/api/files/docs/{id}/{big}");
+    let res = f.get(&url).await;
     assert_eq!(res.status(), 200);
+    let etag = res.headers()["etag"].to_str().unwrap().to_owned();
     assert_eq!(res.bytes().await.unwrap().len(), 12_000_000);
+    // The tag of a plain read is the tag conditional and ranged reads compare with.
+    let cached = f
+        .app
+        .client
+        .get(f.app.url(&url))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cached.status(), 304);
+    let tail = f
+        .app
+        .client
+        .get(f.app.url(&url))
+        .header("range", "bytes=11999998-")
+        .header("if-range", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tail.status(), 206);
+    assert_eq!(
+        tail.headers()["content-range"],
+        "bytes 11999998-11999999/12000000"
+    );
+    assert_eq!(tail.bytes().await.unwrap().as_ref(), &[7u8, 7]);
 
     // Replacing `one` deletes the old file after the commit; the other files stay.
     let form = reqwest::multipart::Form::new().part("one", part(b"again".to_vec(), "notes.txt"));
