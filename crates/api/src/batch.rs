@@ -99,6 +99,8 @@ async fn batch(
         }
     }
     session.commit().await?;
+    // The files the batch took away are gone before the answer.
+    state.files_settled().await;
     Ok(axum::Json(Value::Array(results)).into_response())
 }
 

@@ -550,6 +550,28 @@ mod tests {
     }
 
     #[test]
+    fn exif_orientation_is_applied_before_sizing() {
+        let mut jpeg = Cursor::new(Vec::new());
+        DynamicImage::new_rgb8(160, 90)
+            .write_to(&mut jpeg, ImageFormat::Jpeg)
+            .unwrap();
+        let plain = jpeg.into_inner();
+        // APP1 with an EXIF IFD0 holding only Orientation = 6 (rotate 90 degrees clockwise).
+        let mut app1 = vec![0xff, 0xe1, 0, 34];
+        app1.extend_from_slice(b"Exif\0\0II\x2a\0\x08\0\0\0");
+        app1.extend_from_slice(&[1, 0, 0x12, 0x01, 3, 0, 1, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0]);
+        let mut rotated = plain[..2].to_vec();
+        rotated.extend_from_slice(&app1);
+        rotated.extend_from_slice(&plain[2..]);
+        let t =
+            |src: &[u8], s: &str| dims(&make(src, ThumbSpec::parse(s).unwrap(), 1 << 20).unwrap());
+        assert_eq!(t(&plain, "0x20").0, 36);
+        // Turned upright the picture is 90x160: 20 high is 11 wide.
+        assert_eq!(t(&rotated, "0x20"), (11, 20, ImageFormat::Jpeg));
+        assert_eq!(t(&rotated, "40x30"), (40, 30, ImageFormat::Jpeg));
+    }
+
+    #[test]
     fn bombs_and_garbage_are_refused() {
         let src = png(64, 48);
         assert!(matches!(
