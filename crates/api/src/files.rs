@@ -43,13 +43,11 @@ pub(crate) fn janitor(store: FileStore, janitor: &Janitor) -> FilesSink {
     tokio::spawn(async move {
         while let Some((n, batch)) = rx.recv().await {
             for f in batch {
-                let key = pier_files::file_key(&f.collection_id, &f.record_id, &f.name);
-                let thumbs = format!("{}/{}/thumbs_{}", f.collection_id, f.record_id, f.name);
-                if let Err(e) = store.delete(&key).await {
+                if let Err(e) = store
+                    .delete_file(&f.collection_id, &f.record_id, &f.name)
+                    .await
+                {
                     tracing::warn!("a removed file was not deleted: {e}");
-                }
-                if let Err(e) = store.delete_prefix(&thumbs).await {
-                    tracing::warn!("a removed file's thumbnails were not deleted: {e}");
                 }
             }
             done.send_replace(n);

@@ -105,12 +105,6 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<JsonObject, ApiError> {
-        let bad = || {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "Failed to load the submitted data due to invalid formatting.",
-            )
-        };
         let multipart = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -123,66 +117,34 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
             .await
             .map_err(|e| {
                 if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request entity too large.")
+                    crate::uploads::too_large()
                 } else {
-                    bad()
+                    crate::uploads::malformed()
                 }
             })?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(JsonObject(Map::new()));
-        }
-        match serde_json::from_slice::<Value>(&bytes) {
-            Ok(Value::Object(m)) => Ok(JsonObject(m)),
-            _ => Err(bad()),
-        }
+        crate::uploads::json_object(&bytes).map(JsonObject)
     }
 }
 
-/// A multipart form as a JSON object: PocketBase's `@jsonPayload` part (what the SDK sends)
-/// is merged in, and every other text part becomes a string value (a repeated name, a list).
-/// File parts are not stored yet (uploads arrive with the files work) and are refused.
+/// A multipart form as a JSON object (PocketBase's `@jsonPayload` merged in, see
+/// `uploads::add_text`). Only record creates and updates take files (`uploads`); a file part
+/// here is refused.
 async fn multipart_object<S: Send + Sync>(req: Request, state: &S) -> Result<JsonObject, ApiError> {
-    let bad = |m: &str| ApiError::new(StatusCode::BAD_REQUEST, m.to_owned());
+    let malformed = crate::uploads::malformed;
     let mut form = axum::extract::Multipart::from_request(req, state)
         .await
-        .map_err(|_| bad("Failed to load the submitted data due to invalid formatting."))?;
+        .map_err(|_| malformed())?;
     let mut out = Map::new();
-    while let Some(field) = form
-        .next_field()
-        .await
-        .map_err(|_| bad("Failed to load the submitted data due to invalid formatting."))?
-    {
+    while let Some(field) = form.next_field().await.map_err(|_| malformed())? {
         let name = field.name().unwrap_or_default().to_owned();
         if field.file_name().is_some() {
-            return Err(bad(
-                "File uploads are not supported by this version of pier yet.",
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "Files are accepted only by record creates and updates.",
             ));
         }
-        let text = field
-            .text()
-            .await
-            .map_err(|_| bad("Failed to load the submitted data due to invalid formatting."))?;
-        if name == "@jsonPayload" {
-            match serde_json::from_str::<Value>(&text) {
-                Ok(Value::Object(m)) => out.extend(m),
-                _ => {
-                    return Err(bad(
-                        "Failed to load the submitted data due to invalid formatting.",
-                    ));
-                }
-            }
-            continue;
-        }
-        match out.get_mut(&name) {
-            Some(Value::Array(a)) => a.push(Value::String(text)),
-            Some(existing) => {
-                let first = existing.take();
-                *existing = Value::Array(vec![first, Value::String(text)]);
-            }
-            None => {
-                out.insert(name, Value::String(text));
-            }
-        }
+        let text = field.text().await.map_err(|_| malformed())?;
+        crate::uploads::add_text(&mut out, name, text)?;
     }
     Ok(JsonObject(out))
 }
@@ -423,8 +385,6 @@ async fn create_record(
         }
     };
     received.committed().await;
-    state.files_settled().await;
-    state.files_settled().await;
     if let Some(claim) = claim {
         claim.spend();
     }
@@ -458,6 +418,8 @@ async fn update_record(
         }
     };
     received.committed().await;
+    // The files the update replaced or removed are gone before the answer.
+    state.files_settled().await;
     one(&engine, &c, record, &q, &req).await
 }
 

@@ -33,7 +33,7 @@ struct Inner {
     files: FileStore,
     janitor: crate::files::Janitor,
     s3: Option<pier_config::S3Config>,
-    thumbs: Arc<Thumbs>,
+    thumbs: Thumbs,
     /// `http.body_limit_bytes` and `files.upload_limit_bytes`.
     body_limit: usize,
     upload_limit: u64,
@@ -67,13 +67,13 @@ impl AppState {
                 files,
                 janitor: crate::files::Janitor::default(),
                 s3: config.files.s3.clone(),
-                thumbs: Arc::new(Thumbs::new(
+                thumbs: Thumbs::new(
                     config.files.thumb_workers,
                     ThumbLimits {
                         max_pixels: config.files.thumb_max_pixels,
                         ..ThumbLimits::default()
                     },
-                )),
+                ),
                 body_limit: config.http.body_limit,
                 upload_limit: config.files.upload_limit,
                 uploads_dir: config.paths.data_dir.join("uploads"),

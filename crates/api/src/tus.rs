@@ -109,6 +109,14 @@ async fn load(state: &AppState, id: &str) -> Option<(Info, PathBuf, u64)> {
     Some((info, data, have))
 }
 
+/// The upload `id` of the caller `auth`: what it is for, its bytes' file and how many arrived.
+/// Another caller's upload is as unknown as a missing one.
+async fn load_own(state: &AppState, auth: &Auth, id: &str) -> Option<(Info, PathBuf, u64)> {
+    load(state, id)
+        .await
+        .filter(|(info, _, _)| info.owner == owner(auth))
+}
+
 fn header_u64(h: &HeaderMap, name: &str) -> Option<u64> {
     h.get(name)?.to_str().ok()?.trim().parse().ok()
 }
@@ -220,21 +228,14 @@ fn not_found() -> Response {
     )
 }
 
-fn owned_by(info: &Info, auth: &Auth) -> bool {
-    info.owner == owner(auth)
-}
-
 async fn offset(
     State(state): State<AppState>,
     Caller(auth): Caller,
     UrlPath(id): UrlPath<String>,
 ) -> Response {
-    let Some((info, _, have)) = load(&state, &id).await else {
+    let Some((info, _, have)) = load_own(&state, &auth, &id).await else {
         return not_found();
     };
-    if !owned_by(&info, &auth) {
-        return not_found();
-    }
     let mut r = StatusCode::OK.into_response();
     let h = r.headers_mut();
     h.insert("upload-offset", HeaderValue::from(have));
@@ -249,12 +250,9 @@ async fn append(
     UrlPath(id): UrlPath<String>,
     req: Request,
 ) -> Response {
-    let Some((info, data, have)) = load(&state, &id).await else {
+    let Some((info, data, have)) = load_own(&state, &auth, &id).await else {
         return not_found();
     };
-    if !owned_by(&info, &auth) {
-        return not_found();
-    }
     let h = req.headers();
     if h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
         != Some("application/offset+octet-stream")
@@ -310,14 +308,10 @@ async fn terminate(
     Caller(auth): Caller,
     UrlPath(id): UrlPath<String>,
 ) -> Response {
-    let Some((info, data, _)) = load(&state, &id).await else {
+    let Some((_, data, _)) = load_own(&state, &auth, &id).await else {
         return not_found();
     };
-    if !owned_by(&info, &auth) {
-        return not_found();
-    }
-    let _ = tokio::fs::remove_file(&data).await;
-    let _ = tokio::fs::remove_file(data.with_extension("json")).await;
+    forget(&data).await;
     tus_headers(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -348,9 +342,9 @@ async fn sweep(dir: &Path) {
 }
 
 /// Moves the complete uploads a record body names under `"@uploads"` into the store, as
-/// uploads of `collection_id`'s record `record_id`. Returns them with the store keys written
-/// and the partial-upload files, to delete once the record's write has committed (a failed
-/// write keeps them, so the client may try again).
+/// uploads of `collection_id`'s record `record_id`, into `got`: their store keys (deleted if the
+/// request fails) and their partial-upload files (deleted once the record's write commits; a
+/// failed write keeps them, so the client may try again).
 ///
 /// # Errors
 /// 400 for an upload that is unknown, not the caller's, for another collection or field, or
@@ -361,12 +355,12 @@ pub(crate) async fn attach(
     collection_id: &str,
     record_id: &str,
     named: &serde_json::Value,
-) -> Result<Vec<(Upload, String, PathBuf)>, ApiError> {
+    got: &mut crate::uploads::Received,
+) -> Result<(), ApiError> {
     let bad = |m: &str| ApiError::new(StatusCode::BAD_REQUEST, format!("@uploads: {m}"));
     let Some(map) = named.as_object() else {
         return Err(bad("expected an object of field names to upload ids"));
     };
-    let mut out = Vec::new();
     for (key, ids) in map {
         let ids: Vec<String> = match ids {
             serde_json::Value::String(s) => vec![s.clone()],
@@ -381,7 +375,10 @@ pub(crate) async fn attach(
             let Some((info, data, have)) = load(state, &id).await else {
                 return Err(bad(&format!("no upload `{id}`")));
             };
-            if !owned_by(&info, auth) || info.collection_id != collection_id || info.field != base {
+            if info.owner != owner(auth)
+                || info.collection_id != collection_id
+                || info.field != base
+            {
                 return Err(bad(&format!("upload `{id}` is not for this field")));
             }
             if have != info.length {
@@ -402,20 +399,19 @@ pub(crate) async fn attach(
                 .put_stream(&store_key, stream, info.length)
                 .await
                 .map_err(crate::uploads::store_error)?;
-            out.push((
-                Upload {
-                    key: key.clone(),
-                    name,
-                    original: info.filename.clone(),
-                    size: info.length,
-                    mime: pier_files::detect_mime(&head).to_owned(),
-                },
-                store_key,
-                data,
-            ));
+            // Recorded at once: a later failure discards it with the rest of the request.
+            got.keys.push(store_key);
+            got.staged.push(data);
+            got.uploads.push(Upload {
+                key: key.clone(),
+                name,
+                original: info.filename.clone(),
+                size: info.length,
+                mime: pier_files::detect_mime(&head).to_owned(),
+            });
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 async fn read_head(path: &Path) -> Vec<u8> {

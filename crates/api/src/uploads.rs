@@ -18,14 +18,14 @@ use serde_json::{Map, Value};
 
 use crate::{ApiError, AppState};
 
-fn malformed() -> ApiError {
+pub(crate) fn malformed() -> ApiError {
     ApiError::new(
         StatusCode::BAD_REQUEST,
         "Failed to load the submitted data due to invalid formatting.",
     )
 }
 
-fn too_large() -> ApiError {
+pub(crate) fn too_large() -> ApiError {
     ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request entity too large.")
 }
 
@@ -35,9 +35,10 @@ pub(crate) struct Received {
     pub(crate) uploads: Vec<Upload>,
     /// The record id the files were stored under.
     pub(crate) upload_id: Option<String>,
-    keys: Vec<String>,
+    /// Every store key this request wrote (what `discard` deletes).
+    pub(crate) keys: Vec<String>,
     /// Resumable uploads attached, deleted once the write commits.
-    staged: Vec<std::path::PathBuf>,
+    pub(crate) staged: Vec<std::path::PathBuf>,
     store: FileStore,
 }
 
@@ -75,9 +76,20 @@ pub(crate) async fn receive(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("multipart/form-data"));
     if !multipart {
-        let bytes = axum::body::to_bytes(req.into_body(), body_limit)
-            .await
-            .map_err(|_| too_large())?;
+        // Past the limit is a 413; a body that breaks off is malformed, not too large.
+        let bytes = http_body_util::BodyExt::collect(http_body_util::Limited::new(
+            req.into_body(),
+            body_limit,
+        ))
+        .await
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                too_large()
+            } else {
+                malformed()
+            }
+        })?
+        .to_bytes();
         let body = json_object(&bytes)?;
         let mut got = Received {
             body,
@@ -87,7 +99,17 @@ pub(crate) async fn receive(
             staged: Vec::new(),
             store,
         };
-        attach_resumable(state, c, auth, record_id, &mut got).await?;
+        // A create that names its id keeps its files under it.
+        let id = record_id
+            .map(str::to_owned)
+            .or_else(|| match got.body.get("id") {
+                Some(Value::String(id)) if pier_files::is_stored_name(id) => Some(id.clone()),
+                _ => None,
+            });
+        if let Err(e) = attach_resumable(state, c, auth, id.as_deref(), &mut got).await {
+            got.discard().await;
+            return Err(e);
+        }
         return Ok(got);
     }
     // The route's `DefaultBodyLimit` is `files.upload_limit_bytes` (see `records::router`).
@@ -103,41 +125,44 @@ pub(crate) async fn receive(
         staged: Vec::new(),
         store,
     };
-    match read_form(
-        form,
-        c,
-        auth,
-        (&upload_id, record_id.is_none()),
-        body_limit,
-        &mut got,
-    )
-    .await
-    {
-        Ok(()) => {}
+    // Whatever fails after the first file landed leaves nothing behind.
+    let outcome = async {
+        read_form(
+            form,
+            c,
+            auth,
+            (&upload_id, record_id.is_none()),
+            body_limit,
+            &mut got,
+        )
+        .await?;
+        attach_resumable(
+            state,
+            c,
+            auth,
+            Some(record_id.unwrap_or(&upload_id)),
+            &mut got,
+        )
+        .await?;
+        // A create that names its own id: the files move under it.
+        match got.body.get("id") {
+            Some(Value::String(id))
+                if record_id.is_none() && !id.is_empty() && *id != upload_id =>
+            {
+                let id = id.clone();
+                move_uploads(&mut got, &c.id, &id).await
+            }
+            _ => Ok(()),
+        }
+    }
+    .await;
+    match outcome {
+        Ok(()) => Ok(got),
         Err(e) => {
             got.discard().await;
-            return Err(e);
+            Err(e)
         }
     }
-    if let Err(e) = attach_resumable(state, c, auth, record_id.or(Some(&upload_id)), &mut got).await
-    {
-        got.discard().await;
-        return Err(e);
-    }
-    // A create that names its own id: the files move under it.
-    if record_id.is_none()
-        && let Some(Value::String(id)) = got.body.get("id")
-        && !id.is_empty()
-        && *id != upload_id
-        && !got.uploads.is_empty()
-    {
-        let id = id.clone();
-        if let Err(e) = move_uploads(&mut got, &c.id, &id).await {
-            got.discard().await;
-            return Err(e);
-        }
-    }
-    Ok(got)
 }
 
 /// Takes `"@uploads"` out of the body and attaches the resumable uploads it names.
@@ -157,12 +182,7 @@ async fn attach_resumable(
         (None, None) => pier_files::random(15),
     };
     got.upload_id = Some(id.clone());
-    for (u, key, staged) in crate::tus::attach(state, auth, &c.id, &id, &named).await? {
-        got.uploads.push(u);
-        got.keys.push(key);
-        got.staged.push(staged);
-    }
-    Ok(())
+    crate::tus::attach(state, auth, &c.id, &id, &named, got).await
 }
 
 async fn move_uploads(got: &mut Received, collection_id: &str, id: &str) -> Result<(), ApiError> {
@@ -170,14 +190,16 @@ async fn move_uploads(got: &mut Received, collection_id: &str, id: &str) -> Resu
         // The engine refuses the id; nothing to move.
         return Ok(());
     }
-    let mut moved = Vec::new();
-    for (key, u) in got.keys.iter().zip(&got.uploads) {
-        let to = pier_files::file_key(collection_id, id, &u.name);
-        got.store.copy(key, &to).await.map_err(store_error)?;
-        moved.push(to);
-    }
-    for k in std::mem::replace(&mut got.keys, moved) {
-        let _ = got.store.delete(&k).await;
+    // Each file is copied, then its old key replaced by the new one, so that a failure midway
+    // still leaves `keys` naming everything stored.
+    for i in 0..got.keys.len() {
+        let to = pier_files::file_key(collection_id, id, &got.uploads[i].name);
+        got.store
+            .copy(&got.keys[i], &to)
+            .await
+            .map_err(store_error)?;
+        let from = std::mem::replace(&mut got.keys[i], to);
+        let _ = got.store.delete(&from).await;
     }
     got.upload_id = Some(id.to_owned());
     Ok(())
@@ -196,7 +218,8 @@ pub(crate) fn store_error(e: FilesError) -> ApiError {
     }
 }
 
-fn json_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
+/// A JSON object body (blank is an empty object); anything else is PocketBase's 400.
+pub(crate) fn json_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
@@ -259,7 +282,7 @@ async fn read_form(
             let body = stream::iter(head.into_iter().map(Ok)).chain(rest);
             let result = got.store.put_stream(&key, Box::pin(body), limit).await;
             let size = match result {
-                Ok((size, _)) => size,
+                Ok(size) => size,
                 Err(FilesError::TooLarge { .. }) => {
                     // Read (and drop) the rest, so that a client still sending gets the answer
                     // rather than a reset connection.
@@ -284,22 +307,33 @@ async fn read_form(
         if text_bytes > text_limit {
             return Err(too_large());
         }
-        if name == "@jsonPayload" {
-            match serde_json::from_str::<Value>(&text) {
-                Ok(Value::Object(m)) => got.body.extend(m),
-                _ => return Err(malformed()),
-            }
-            continue;
+        add_text(&mut got.body, name, text)?;
+    }
+    Ok(())
+}
+
+/// One text part of a multipart form into the body: PocketBase's `@jsonPayload` is merged in,
+/// any other part is a string value (a repeated name, a list).
+pub(crate) fn add_text(
+    body: &mut Map<String, Value>,
+    name: String,
+    text: String,
+) -> Result<(), ApiError> {
+    if name == "@jsonPayload" {
+        match serde_json::from_str::<Value>(&text) {
+            Ok(Value::Object(m)) => body.extend(m),
+            _ => return Err(malformed()),
         }
-        match got.body.get_mut(&name) {
-            Some(Value::Array(a)) => a.push(Value::String(text)),
-            Some(existing) => {
-                let first = existing.take();
-                *existing = Value::Array(vec![first, Value::String(text)]);
-            }
-            None => {
-                got.body.insert(name, Value::String(text));
-            }
+        return Ok(());
+    }
+    match body.get_mut(&name) {
+        Some(Value::Array(a)) => a.push(Value::String(text)),
+        Some(existing) => {
+            let first = existing.take();
+            *existing = Value::Array(vec![first, Value::String(text)]);
+        }
+        None => {
+            body.insert(name, Value::String(text));
         }
     }
     Ok(())

@@ -22,7 +22,7 @@ pub use sniff::{
     allowed as mime_allowed, detect as detect_mime, extension_for, inline, served_type,
 };
 pub use store::{Backend, Download, FileStore, Meta, file_key, thumb_key};
-pub use thumbs::{Mode, ThumbLimits, ThumbSpec, Thumbs, make as make_thumb, thumbable};
+pub use thumbs::{Mode, ThumbLimits, ThumbSpec, Thumbs, thumbable};
 
 /// What can go wrong with a file.
 #[derive(Debug, thiserror::Error)]
@@ -52,18 +52,4 @@ pub enum FilesError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-}
-
-impl FilesError {
-    /// The shared error kind (the API maps it to a status).
-    pub fn kind(&self) -> pier_core::ErrorKind {
-        use pier_core::ErrorKind;
-        match self {
-            FilesError::NotFound => ErrorKind::NotFound,
-            FilesError::TooLarge { .. } | FilesError::Body(_) | FilesError::Image(_) => {
-                ErrorKind::Invalid
-            }
-            FilesError::Store { .. } | FilesError::Setup { .. } => ErrorKind::Unavailable,
-        }
-    }
 }

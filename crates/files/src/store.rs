@@ -56,10 +56,9 @@ pub struct Meta {
     pub e_tag: Option<String>,
 }
 
-/// A stored object being read: its metadata, the byte range sent and the bytes.
+/// A stored object being read: its metadata and the bytes asked for.
 pub struct Download {
     pub meta: Meta,
-    pub range: Range<u64>,
     pub body: futures_util::stream::BoxStream<'static, Result<Bytes, FilesError>>,
 }
 
@@ -160,23 +159,17 @@ impl FileStore {
 
     /// Streams `body` into `key`; at most `limit` bytes are taken (`Err(TooLarge)` past it,
     /// and nothing is kept). A stream that fails (a client that stops sending) keeps nothing.
-    /// Returns the size stored and the first bytes (up to 8 KiB), for content sniffing.
+    /// Returns the size stored.
     ///
     /// # Errors
     /// [`FilesError::TooLarge`], the stream's error as [`FilesError::Body`], store errors.
-    pub async fn put_stream<S, E>(
-        &self,
-        key: &str,
-        body: S,
-        limit: u64,
-    ) -> Result<(u64, Bytes), FilesError>
+    pub async fn put_stream<S, E>(&self, key: &str, body: S, limit: u64) -> Result<u64, FilesError>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
         let path = Key::from(key);
         let mut body = body;
-        let mut head = Vec::new();
         let mut size: u64 = 0;
         // Small files go in one request; a file that fills a part goes as a multipart upload.
         let mut first: Vec<Bytes> = Vec::new();
@@ -188,10 +181,6 @@ impl FileStore {
                 size += chunk.len() as u64;
                 if size > limit {
                     return Err(FilesError::TooLarge { limit });
-                }
-                if head.len() < 8192 {
-                    let take = (8192 - head.len()).min(chunk.len());
-                    head.extend_from_slice(&chunk[..take]);
                 }
                 match upload.as_mut() {
                     Some(w) => {
@@ -229,7 +218,7 @@ impl FileStore {
             (Err(e), None) => Err(e),
             (Ok(()), Some(w)) => {
                 w.finish().await.map_err(|e| self.err("upload", key, e))?;
-                Ok((size, Bytes::from(head)))
+                Ok(size)
             }
             (Ok(()), None) => {
                 let payload: PutPayload = first.into_iter().collect();
@@ -237,7 +226,7 @@ impl FileStore {
                     .put(&path, payload)
                     .await
                     .map_err(|e| self.err("upload", key, e))?;
-                Ok((size, Bytes::from(head)))
+                Ok(size)
             }
         }
     }
@@ -296,14 +285,13 @@ impl FileStore {
             modified: r.meta.last_modified.into(),
             e_tag: r.meta.e_tag.clone(),
         };
-        let range = r.range.clone();
         let store = self.clone();
         let key = key.to_owned();
         let body = r
             .into_stream()
             .map_err(move |e| store.err("read", &key, e))
             .boxed();
-        Ok(Download { meta, range, body })
+        Ok(Download { meta, body })
     }
 
     /// Reads all of `key` into memory (thumbnail sources), refusing past `limit` bytes.
@@ -332,6 +320,23 @@ impl FileStore {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.err("delete", key, e)),
         }
+    }
+
+    /// Deletes a record's file and every thumbnail made of it.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn delete_file(
+        &self,
+        collection_id: &str,
+        record_id: &str,
+        name: &str,
+    ) -> Result<(), FilesError> {
+        self.delete(&file_key(collection_id, record_id, name))
+            .await?;
+        self.delete_prefix(&thumbs_prefix(collection_id, record_id, name))
+            .await
+            .map(|_| ())
     }
 
     /// Deletes every object under `prefix` (a record's or a collection's folder).
@@ -364,20 +369,6 @@ impl FileStore {
             .copy(&Key::from(from), &Key::from(to))
             .await
             .map_err(|e| self.err("copy", from, e))
-    }
-
-    /// The keys under `prefix`.
-    ///
-    /// # Errors
-    /// Store errors.
-    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, FilesError> {
-        let p = Key::from(prefix);
-        self.inner
-            .list(Some(&p))
-            .map_ok(|m| m.location.to_string())
-            .try_collect()
-            .await
-            .map_err(|e| self.err("list", prefix, e))
     }
 
     /// Writes, reads back and deletes a small object: the check behind
@@ -460,7 +451,7 @@ async fn local_get(
         .map_err(io_err);
         head.chain(tail).boxed()
     };
-    Ok(Download { meta, range, body })
+    Ok(Download { meta, body })
 }
 
 /// The key of a record's file.
@@ -468,7 +459,15 @@ pub fn file_key(collection_id: &str, record_id: &str, name: &str) -> String {
     format!("{collection_id}/{record_id}/{name}")
 }
 
-/// The key of one thumbnail of a record's file (PocketBase's layout).
+/// The folder of a record's file's thumbnails (PocketBase's layout).
+fn thumbs_prefix(collection_id: &str, record_id: &str, name: &str) -> String {
+    format!("{collection_id}/{record_id}/thumbs_{name}")
+}
+
+/// The key of one thumbnail of a record's file.
 pub fn thumb_key(collection_id: &str, record_id: &str, name: &str, size: &str) -> String {
-    format!("{collection_id}/{record_id}/thumbs_{name}/{size}_{name}")
+    format!(
+        "{}/{size}_{name}",
+        thumbs_prefix(collection_id, record_id, name)
+    )
 }

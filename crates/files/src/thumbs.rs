@@ -106,7 +106,7 @@ pub fn thumbable(name: &str) -> bool {
 /// # Errors
 /// [`FilesError::Image`] for an unknown or corrupt image, [`FilesError::TooLarge`] when the
 /// image has more pixels than `max_pixels`.
-pub fn make(src: &[u8], spec: ThumbSpec, max_pixels: u64) -> Result<Bytes, FilesError> {
+pub(crate) fn make(src: &[u8], spec: ThumbSpec, max_pixels: u64) -> Result<Bytes, FilesError> {
     let bad = |e: image::ImageError| FilesError::Image(e.to_string());
     let reader = ImageReader::new(Cursor::new(src))
         .with_guessed_format()

@@ -41,6 +41,5 @@ pub use migrations::MIGRATIONS;
 pub use model::{Collection, CollectionType, Field};
 pub use query::RequestInfo;
 pub use records::{
-    DEFAULT_MAX_FILE_SIZE, ListQuery, ListResult, RemovedFile, Upload, max_file_size, project,
-    upload_too_large,
+    ListQuery, ListResult, RemovedFile, Upload, max_file_size, project, upload_too_large,
 };

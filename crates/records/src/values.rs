@@ -91,6 +91,16 @@ pub(crate) fn as_list(v: &Value) -> Vec<String> {
     out
 }
 
+/// The ids or names a stored select, relation or file value holds (a JSON array for multiple
+/// fields, one text for single ones).
+pub(crate) fn stored_list(field: &Field, v: Option<&Db>) -> Vec<String> {
+    match v {
+        Some(Db::Text(s)) if field.is_multi() => serde_json::from_str(s).unwrap_or_default(),
+        Some(Db::Text(s)) if !s.is_empty() => vec![s.clone()],
+        _ => Vec::new(),
+    }
+}
+
 fn is_email(s: &str) -> bool {
     let Some((local, domain)) = s.rsplit_once('@') else {
         return false;

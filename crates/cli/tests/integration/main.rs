@@ -11,6 +11,7 @@ mod crash;
 mod events;
 mod events_across_backends;
 mod files;
+mod files_resumable;
 mod first_page;
 mod hardening;
 mod helpers;

@@ -9,10 +9,10 @@ use serde_json::{Map, Value, json};
 
 use crate::events::{Action, Change, Payload};
 use crate::model::{Collection, Field};
-use crate::values::{Invalid, as_list, invalid};
+use crate::values::{Invalid, as_list, invalid, stored_list};
 
 /// PocketBase's size limit for a file field whose `maxSize` is 0.
-pub const DEFAULT_MAX_FILE_SIZE: u64 = 5 * 1024 * 1024;
+const DEFAULT_MAX_FILE_SIZE: u64 = 5 * 1024 * 1024;
 
 /// A file the request streamed into the store, not yet part of any record.
 #[derive(Debug, Clone)]
@@ -191,15 +191,6 @@ pub(crate) fn as_value(f: &Field, list: Vec<String>) -> Value {
     }
 }
 
-/// The file names a stored value holds.
-pub(crate) fn names_of(f: &Field, v: Option<&Db>) -> Vec<String> {
-    match v {
-        Some(Db::Text(s)) if f.is_multi() => serde_json::from_str(s).unwrap_or_default(),
-        Some(Db::Text(s)) if !s.is_empty() => vec![s.clone()],
-        _ => Vec::new(),
-    }
-}
-
 /// The file names of a record's JSON field (what `current` is built from on update).
 pub(crate) fn names_in(record: &Map<String, Value>, f: &Field) -> Vec<String> {
     record.get(&f.name).map(as_list).unwrap_or_default()
@@ -216,7 +207,7 @@ fn row_files(c: &Collection, rows: &Rows, index: usize) -> (String, Vec<(String,
         .fields
         .iter()
         .filter(|f| f.kind == "file")
-        .map(|f| (f.name.clone(), names_of(f, get(&f.name))))
+        .map(|f| (f.name.clone(), stored_list(f, get(&f.name))))
         .collect();
     (id, files)
 }

@@ -12,7 +12,7 @@ mod write;
 
 pub use fields::project;
 pub(crate) use files::removed as removed_files;
-pub use files::{DEFAULT_MAX_FILE_SIZE, RemovedFile, Upload, max_file_size, upload_too_large};
+pub use files::{RemovedFile, Upload, max_file_size, upload_too_large};
 
 use pier_storage::{Rows, Value as Db};
 use serde_json::{Map, Value, json};

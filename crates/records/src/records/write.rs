@@ -170,11 +170,7 @@ impl Engine {
         values: &[(&Field, Db)],
     ) -> Result<(), RecordError> {
         for (f, v) in values.iter().filter(|(f, _)| f.kind == "relation") {
-            let ids: Vec<String> = match v {
-                Db::Text(s) if f.is_multi() => serde_json::from_str(s).unwrap_or_default(),
-                Db::Text(s) if !s.is_empty() => vec![s.clone()],
-                _ => Vec::new(),
-            };
+            let ids = values::stored_list(f, Some(v));
             if ids.is_empty() {
                 continue;
             }
@@ -276,23 +272,24 @@ impl Engine {
                 continue;
             }
             // Hidden fields are writable by superusers only; others' values are dropped.
-            let writable = !f.hidden || auth.is_superuser();
-            let resolved = match f.kind.as_str() {
-                "file" if writable => match files::resolve(f, body, &[], &req.uploads) {
-                    Some(Ok(list)) => Some(files::as_value(f, list)),
+            // File fields take the names sent and the files uploaded with the request.
+            let files_value;
+            let input = if f.hidden && !auth.is_superuser() {
+                None
+            } else if f.kind == "file" {
+                match files::resolve(f, body, &[], &req.uploads) {
+                    Some(Ok(list)) => {
+                        files_value = files::as_value(f, list);
+                        Some(&files_value)
+                    }
                     Some(Err(e)) => {
                         errors.push((f.name.clone(), e));
                         continue;
                     }
                     None => None,
-                },
-                _ => None,
-            };
-            let input = match (&resolved, writable) {
-                (Some(v), _) => Some(v),
-                (None, false) => None,
-                (None, true) if f.kind == "file" => None,
-                (None, true) => body.get(&f.name),
+                }
+            } else {
+                body.get(&f.name)
             };
             match values::coerce(f, input) {
                 Ok(v) => values.push((f, v)),
