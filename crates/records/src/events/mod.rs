@@ -366,20 +366,26 @@ impl Events {
 
     /// Hands over an event numbered by the outbox; one already delivered is skipped.
     fn deliver(&self, event: Event) {
-        let collections = event.action == Action::Collections;
-        {
-            let Ok(mut ring) = self.ring.lock() else {
-                return;
-            };
-            if event.seq <= ring.last {
+        let seen = |ring: &Ring| event.seq <= ring.last;
+        if event.action == Action::Collections {
+            // The cache forgets the old definition before anyone hears of the new one, so a
+            // subscriber that reads the collection on this event sees the change (outside the
+            // ring's lock; only the listener task delivers, so nothing slips in between).
+            if self.ring.lock().map_or(true, |r| seen(&r)) {
                 return;
             }
-            ring.last = event.seq;
-            self.keep(&mut ring, Arc::new(event));
+            if let Some(f) = self.on_collections.get() {
+                f();
+            }
         }
-        if collections && let Some(f) = self.on_collections.get() {
-            f();
+        let Ok(mut ring) = self.ring.lock() else {
+            return;
+        };
+        if seen(&ring) {
+            return;
         }
+        ring.last = event.seq;
+        self.keep(&mut ring, Arc::new(event));
     }
 
     fn keep(&self, ring: &mut Ring, event: Arc<Event>) {
@@ -434,16 +440,24 @@ impl Events {
             latest: last,
         };
         if after > last {
-            return Err(gone(oldest));
-        }
-        if after.saturating_add(1) >= oldest {
+            // With the outbox, a number may be issued by the database before this process has
+            // delivered it (its own writes come back through the listener too): the outbox has
+            // what follows. Anything else past the last number was never issued.
+            let issued = match &self.outbox {
+                Some(o) => o.issued().await,
+                None => None,
+            };
+            if issued.is_none_or(|h| after > h) {
+                return Err(gone(oldest));
+            }
+        } else if after.saturating_add(1) >= oldest {
             return Ok(Subscription {
                 rx,
                 backlog,
                 last: after,
             });
         }
-        // Older than memory: the outbox may still hold them.
+        // Older than memory, or issued but not delivered here yet: the outbox holds them.
         let Some(o) = &self.outbox else {
             return Err(gone(oldest));
         };

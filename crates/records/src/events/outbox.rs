@@ -205,6 +205,11 @@ impl Outbox {
         (events.len() <= limit).then_some(events)
     }
 
+    /// The last number the database has issued (delivered here or not yet).
+    pub(super) async fn issued(&self) -> Option<u64> {
+        head(&self.store).await.ok()
+    }
+
     /// The oldest number the outbox still holds.
     pub(super) async fn oldest(&self) -> Option<u64> {
         let rows = self
