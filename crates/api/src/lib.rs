@@ -10,6 +10,7 @@ mod error;
 mod files;
 mod health;
 mod ops;
+mod realtime;
 mod records;
 mod settings;
 mod setup;
@@ -18,6 +19,7 @@ mod tus;
 mod uploads;
 
 pub use error::{ApiError, ErrorReport};
+pub use realtime::Broker;
 pub use state::AppState;
 
 use axum::Router;
@@ -35,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .merge(backups::router())
         .merge(files::router())
         .merge(tus::router())
+        .merge(realtime::router())
         .merge(setup::router())
         .route("/api/{*rest}", axum::routing::any(not_found))
         .with_state(state)

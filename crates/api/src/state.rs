@@ -39,6 +39,8 @@ struct Inner {
     upload_limit: u64,
     /// Partial resumable uploads (`<data>/uploads`).
     uploads_dir: std::path::PathBuf,
+    /// Realtime clients.
+    realtime: Arc<crate::Broker>,
 }
 
 impl AppState {
@@ -51,6 +53,8 @@ impl AppState {
         migrations: &'static [Migration],
         files: FileStore,
     ) -> AppState {
+        let realtime = Arc::new(crate::Broker::new(config.realtime.clone()));
+        metrics.register(crate::realtime::metrics(&realtime));
         AppState {
             inner: Arc::new(Inner {
                 store,
@@ -77,6 +81,7 @@ impl AppState {
                 body_limit: config.http.body_limit,
                 upload_limit: config.files.upload_limit,
                 uploads_dir: config.paths.data_dir.join("uploads"),
+                realtime,
             }),
         }
     }
@@ -110,6 +115,11 @@ impl AppState {
             .await
             .cloned()
             .map_err(ApiError::from)
+    }
+
+    /// The realtime clients of this process.
+    pub fn realtime(&self) -> &Arc<crate::Broker> {
+        &self.inner.realtime
     }
 
     /// Where uploaded files are kept.

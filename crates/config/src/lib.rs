@@ -9,7 +9,8 @@
 //! # Layout
 //! - `source`, `load`, `raw`: where values come from, the merged layers, and their raw shape.
 //! - `validate`: the layers become a [`Config`] (`model`), every bad value named with its key.
-//! - `database`, `gateway`, `tls`, `net`: the sections with rules of their own.
+//! - `database`, `gateway`, `tls`, `files`, `realtime`, `net`: the sections with rules of their
+//!   own.
 #![deny(clippy::unwrap_used)]
 
 mod database;
@@ -20,6 +21,7 @@ mod load;
 mod model;
 mod net;
 mod raw;
+mod realtime;
 mod source;
 mod tls;
 mod validate;
@@ -36,6 +38,7 @@ pub use model::{
 };
 pub use net::IpNet;
 pub use raw::{AppEnv, Durability, PgTlsMode};
+pub use realtime::RealtimeConfig;
 pub use secrecy::SecretString;
 pub use source::{Env, Flag, Source};
 pub use tls::{AcmeConfig, CertificateFiles, TlsConfig, TlsMode, acme_files, dev_files};

@@ -232,6 +232,7 @@ pub struct Config {
     pub backups: BackupsConfig,
     pub events: EventsConfig,
     pub files: crate::files::FilesConfig,
+    pub realtime: crate::realtime::RealtimeConfig,
     pub apis: Vec<OutsideApi>,
     pub gateway: GatewayConfig,
     pub tls: crate::tls::TlsConfig,

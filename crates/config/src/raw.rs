@@ -61,6 +61,7 @@ pub(crate) struct RawConfig {
     pub(crate) backups: RawBackups,
     pub(crate) events: RawEvents,
     pub(crate) files: crate::files::RawFiles,
+    pub(crate) realtime: crate::realtime::RawRealtime,
     /// Outside APIs, by name (`API_URL_<NAME>`, `API_KEY_<NAME>`).
     pub(crate) apis: BTreeMap<String, RawApi>,
     pub(crate) gateway: crate::gateway::RawGateway,

@@ -234,6 +234,7 @@ pub(crate) fn validate(raw: RawConfig, layers: Layers, role: Role) -> Result<Con
     };
 
     let files = crate::files::validate(&raw.files, &layers)?;
+    let realtime = crate::realtime::validate(&raw.realtime, &layers)?;
 
     let mut apis = Vec::new();
     for (name, api) in &raw.apis {
@@ -316,6 +317,7 @@ pub(crate) fn validate(raw: RawConfig, layers: Layers, role: Role) -> Result<Con
         backups,
         events,
         files,
+        realtime,
         apis,
         resolved: Arc::new(raw),
         layers: Arc::new(layers),

@@ -43,6 +43,8 @@ pub struct Engine {
     pub(crate) events: Arc<Events>,
     /// Verified against when an identity is unknown, so that both cases cost the same.
     pub(crate) dummy_hash: String,
+    /// Rule queries run for realtime events (a metric).
+    pub(crate) rule_queries: Arc<std::sync::atomic::AtomicU64>,
 }
 
 pub(crate) fn now() -> String {
@@ -112,6 +114,7 @@ impl Engine {
             cache,
             events,
             dummy_hash,
+            rule_queries: Arc::default(),
         };
         let su = superusers_collection();
         let data = serde_json::to_string(&su).unwrap_or_default();
@@ -147,6 +150,7 @@ impl Engine {
             cache: self.cache.clone(),
             events: self.events.clone(),
             dummy_hash: self.dummy_hash.clone(),
+            rule_queries: self.rule_queries.clone(),
         }
     }
 
@@ -160,6 +164,7 @@ impl Engine {
             cache: Arc::new(RwLock::new(cache)),
             events: self.events.clone(),
             dummy_hash: self.dummy_hash.clone(),
+            rule_queries: self.rule_queries.clone(),
         }
     }
 

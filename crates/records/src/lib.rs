@@ -41,5 +41,5 @@ pub use migrations::MIGRATIONS;
 pub use model::{Collection, CollectionType, Field};
 pub use query::RequestInfo;
 pub use records::{
-    ListQuery, ListResult, RemovedFile, Upload, max_file_size, project, upload_too_large,
+    EventRule, ListQuery, ListResult, RemovedFile, Upload, max_file_size, project, upload_too_large,
 };

@@ -306,6 +306,25 @@ pub(crate) fn to_json(field: &Field, v: &Db) -> Value {
     }
 }
 
+/// A record JSON value back as the value stored for `field` (the inverse of [`to_json`], without
+/// validation: the value came from the database).
+pub(crate) fn from_json(field: &Field, v: Option<&Value>) -> Db {
+    let v = v.unwrap_or(&Value::Null);
+    match field.kind.as_str() {
+        "number" => Db::Real(as_f64(v)),
+        "bool" => Db::Integer(i64::from(as_bool(v))),
+        "json" => match v {
+            Value::Null => Db::Null,
+            other => Db::Text(other.to_string()),
+        },
+        "select" | "relation" | "file" if field.is_multi() => match v {
+            Value::Array(_) => Db::Text(v.to_string()),
+            _ => Db::Text("[]".into()),
+        },
+        _ => Db::Text(as_text(v)),
+    }
+}
+
 /// Integral floats print as integers, as PocketBase (Go) prints them.
 fn number(f: f64) -> Value {
     #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]

@@ -235,7 +235,7 @@ impl Application {
             schedule,
             restart,
             setup,
-            state: _,
+            state,
         } = self;
         let (stop_tx, mut stop_rx) = watch::channel(false);
         let (fatal_tx, mut fatal_rx) = tokio::sync::mpsc::channel::<StorageError>(1);
@@ -279,6 +279,9 @@ impl Application {
                 e = fatal_rx.recv() => e,
             };
             draining.set_draining();
+            // Realtime streams would hold the server open: they end now, and their clients
+            // reconnect (to another backend, behind a gateway).
+            state.realtime().close_all();
             let _ = stop_tx.send(true);
             fatal
         };

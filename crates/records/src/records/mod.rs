@@ -1,6 +1,7 @@
 //! Records: list and view (`read`), create, update and delete (`write`), the API rules
 //! (`access`), relation expansion (`expand`), field projection (`fields`) and file fields
-//! (`files`). This file holds
+//! (`files`), and what realtime subscribers may see of record events (`realtime`). This file
+//! holds
 //! what they share: the list envelope and how a stored row becomes a record's JSON.
 
 mod access;
@@ -8,11 +9,13 @@ mod expand;
 mod fields;
 mod files;
 mod read;
+mod realtime;
 mod write;
 
 pub use fields::project;
 pub(crate) use files::removed as removed_files;
 pub use files::{RemovedFile, Upload, max_file_size, upload_too_large};
+pub use realtime::EventRule;
 
 use pier_storage::{Rows, Value as Db};
 use serde_json::{Map, Value, json};

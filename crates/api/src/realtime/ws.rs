@@ -1,0 +1,214 @@
+//! `GET /api/realtime/ws`: the realtime subscriptions over one WebSocket, for clients that
+//! prefer it to SSE plus `POST`. Messages are JSON text:
+//!
+//! - from the server: `{"type":"connect","id":"<clientId>","topic":"PB_CONNECT","data":{…}}`
+//!   first; then `{"type":"event","id":"<seq>","topic":"<topic>","data":{"record":…,
+//!   "action":…}}` per event; `{"type":"reset",…}` when a resume is impossible; replies
+//!   `{"type":"subscribed"|"unsubscribed"|"auth"|"pong",…}` and `{"type":"error","status":…,
+//!   "message":…,"data":{…}}` (PocketBase's error shape, with a type).
+//! - from the client: `{"type":"auth","token":"…"}` (or `Authorization` on the upgrade),
+//!   `{"type":"subscribe","subscriptions":[…],"lastEventId":N?}` (replaces the topics, as
+//!   `POST /api/realtime` does), `{"type":"unsubscribe","subscriptions":[…]?}` (the listed
+//!   ones, or all), `{"type":"resume","lastEventId":N}`, `{"type":"ping"}`.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use bytes::Bytes;
+use pier_records::{Auth, Engine};
+use serde_json::{Value, json};
+
+use super::broker::{Broker, Client, Frame};
+use super::{Form, dispatch, topic};
+use crate::records::Caller;
+use crate::{ApiError, AppState};
+
+pub(crate) async fn upgrade(
+    State(state): State<AppState>,
+    Caller(auth): Caller,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let engine = state.engine().await?;
+    let broker = state.realtime().clone();
+    dispatch::start(&broker, &engine);
+    let limit = broker.settings.max_subscriptions * (broker.settings.max_topic_length + 8) + 4096;
+    Ok(ws
+        .max_message_size(limit)
+        .max_frame_size(limit)
+        .on_upgrade(move |socket| run(socket, broker, engine, auth)))
+}
+
+async fn run(mut socket: WebSocket, broker: Arc<Broker>, engine: Arc<Engine>, auth: Auth) {
+    let (reg, mut rx) = broker.connect(None);
+    let client = reg.client.clone();
+    if auth != Auth::Guest {
+        client.state().auth = Arc::new(dispatch::client_auth(&engine, auth).await);
+    }
+    let hello = Frame::new(
+        0,
+        &client.id,
+        Arc::from("PB_CONNECT"),
+        Bytes::from(json!({"clientId": client.id}).to_string()),
+    );
+    if send(&mut socket, hello.ws()).await.is_err() {
+        return;
+    }
+    tracing::info!(client = %client.id, "realtime websocket opened");
+    let settings = broker.settings.clone();
+    let mut last_message = tokio::time::Instant::now();
+    loop {
+        let keepalive = settings.keepalive;
+        let out = tokio::select! {
+            biased;
+            () = client.closed.cancelled() => break,
+            f = rx.recv() => match f {
+                Some(f) => {
+                    last_message = tokio::time::Instant::now();
+                    Message::Text(text(f.ws()))
+                }
+                None => break,
+            },
+            m = socket.recv() => match m {
+                Some(Ok(Message::Text(t))) => {
+                    let reply = handle(&broker, &engine, &client, t.as_str()).await;
+                    Message::Text(reply.to_string().into())
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    Message::Text(error(400, "Messages are JSON text.").to_string().into())
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+            },
+            () = tokio::time::sleep_until(last_message + settings.idle_timeout) => break,
+            () = async {
+                match keepalive {
+                    Some(k) => tokio::time::sleep(k).await,
+                    None => std::future::pending().await,
+                }
+            } => Message::Ping(Bytes::new()),
+        };
+        if socket.send(out).await.is_err() {
+            break;
+        }
+    }
+    let _ = socket.send(Message::Close(None)).await;
+    tracing::info!(client = %client.id, "realtime websocket closed");
+    drop(reg);
+}
+
+fn text(b: Bytes) -> axum::extract::ws::Utf8Bytes {
+    // Frames are rendered from JSON, so always UTF-8.
+    axum::extract::ws::Utf8Bytes::try_from(b).unwrap_or_default()
+}
+
+async fn send(socket: &mut WebSocket, b: Bytes) -> Result<(), axum::Error> {
+    socket.send(Message::Text(text(b))).await
+}
+
+fn error(status: u16, message: &str) -> Value {
+    json!({"type": "error", "status": status, "message": message, "data": {}})
+}
+
+fn from_api(e: &ApiError) -> Value {
+    let mut v = e.body();
+    if let Value::Object(o) = &mut v {
+        o.insert("type".into(), Value::from("error"));
+    }
+    v
+}
+
+/// One client message, answered.
+async fn handle(
+    broker: &Arc<Broker>,
+    engine: &Arc<Engine>,
+    client: &Arc<Client>,
+    text: &str,
+) -> Value {
+    let Ok(Value::Object(mut m)) = serde_json::from_str::<Value>(text) else {
+        return error(400, "Messages are JSON objects with a \"type\".");
+    };
+    let kind = m
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    match kind.as_str() {
+        "ping" => json!({"type": "pong"}),
+        "auth" => {
+            let token = m.get("token").and_then(Value::as_str).unwrap_or_default();
+            let auth = engine.authenticate(token).await;
+            let bound = client.state().auth.auth.clone();
+            if bound != Auth::Guest && bound != auth {
+                return error(
+                    403,
+                    "The current and the previous request authorization don't match.",
+                );
+            }
+            let who = match &auth {
+                Auth::Guest => Value::Null,
+                Auth::Superuser { id } => {
+                    json!({"collectionId": pier_records::SUPERUSERS_ID, "id": id})
+                }
+                Auth::Record { collection_id, id } => {
+                    json!({"collectionId": collection_id, "id": id})
+                }
+            };
+            client.state().auth = Arc::new(dispatch::client_auth(engine, auth).await);
+            json!({"type": "auth", "auth": who})
+        }
+        "subscribe" | "resume" => {
+            if kind == "resume" {
+                let topics: Vec<Value> = client
+                    .state()
+                    .topics
+                    .iter()
+                    .map(|t| Value::from(t.raw.to_string()))
+                    .collect();
+                m.insert("subscriptions".into(), Value::Array(topics));
+            }
+            m.insert("clientId".into(), Value::from(client.id.clone()));
+            let form = match Form::parse(Value::Object(m).to_string().as_bytes(), &broker.settings)
+            {
+                Ok(f) => f,
+                Err(e) => return from_api(&e),
+            };
+            let topics = form
+                .subscriptions
+                .iter()
+                .filter(|s| !s.is_empty())
+                .map(|s| Arc::new(topic::Topic::parse(s)))
+                .collect();
+            super::set_topics(broker, engine, client, topics, form.last_event_id);
+            json!({"type": "subscribed", "subscriptions": form.subscriptions})
+        }
+        "unsubscribe" => {
+            let listed: Option<Vec<String>> =
+                m.get("subscriptions").and_then(Value::as_array).map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                });
+            let kept: Vec<Arc<topic::Topic>> = client
+                .state()
+                .topics
+                .iter()
+                .filter(|t| {
+                    listed
+                        .as_ref()
+                        .is_some_and(|l| !l.iter().any(|s| **s == *t.raw))
+                })
+                .cloned()
+                .collect();
+            let names: Vec<String> = kept.iter().map(|t| t.raw.to_string()).collect();
+            super::set_topics(broker, engine, client, kept, None);
+            json!({"type": "unsubscribed", "subscriptions": names})
+        }
+        _ => error(
+            400,
+            "Unknown message type (expected auth, subscribe, unsubscribe, resume or ping).",
+        ),
+    }
+}
