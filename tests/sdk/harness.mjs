@@ -1,4 +1,4 @@
-// The harness shared by the SDK suites (conformance.mjs, files.mjs): the environment they run
+// The harness shared by the SDK suites (conformance.mjs, files.mjs, realtime.mjs): the environment they run
 // against, one line per check, PocketBase's error shapes, and small helpers.
 
 import assert from 'node:assert/strict';

