@@ -287,9 +287,12 @@ async fn replay_range(engine: &Engine, client: &Arc<Client>, mut sub: Subscripti
             return;
         }
         for (frame, _) in frames(engine, &event, &one, false).await {
+            let seq = frame.seq;
             if !client.send(frame).await {
                 return;
             }
+            let mut st = client.state();
+            st.last_queued = st.last_queued.max(seq);
         }
     }
 }

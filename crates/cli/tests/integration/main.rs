@@ -17,6 +17,8 @@ mod hardening;
 mod helpers;
 mod http_rules;
 mod process;
+mod realtime;
+mod realtime_ws;
 mod records;
 mod records_auth;
 mod records_collections;
