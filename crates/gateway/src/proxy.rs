@@ -336,12 +336,22 @@ pub(crate) async fn forward(
     }
 
     let may_retry_after_send = idempotent(&parts.method);
+    // A realtime client lives on the backend its stream is open on, and the subscribe request
+    // may reach another: each answers 404 for a client it does not hold, so the next member is
+    // asked, until one holds it (setting a client's topics twice is harmless).
+    let subscribe = parts.method == Method::POST
+        && fwd.path_and_query.split('?').next() == Some("/api/realtime");
+    let attempts = if subscribe {
+        fwd.pool.members().len().max(MAX_ATTEMPTS)
+    } else {
+        MAX_ATTEMPTS
+    };
     let mut tried = Vec::new();
     let mut last_error = (
         StatusCode::BAD_GATEWAY,
         "The upstream server is unavailable.",
     );
-    for _ in 0..MAX_ATTEMPTS {
+    for _ in 0..attempts {
         let Some(slot) = fwd.pool.pick(&tried) else {
             break;
         };
@@ -402,6 +412,15 @@ pub(crate) async fn forward(
                     }
                 } else {
                     fwd.pool.succeeded(&member);
+                }
+                if subscribe
+                    && status == StatusCode::NOT_FOUND
+                    && matches!(outbound, Outbound::Replayable(_))
+                    && fwd.pool.members().len() > tried.len()
+                {
+                    // Answered as the backend did, if no member is left to ask.
+                    last_error = (StatusCode::NOT_FOUND, "Missing or invalid client id.");
+                    continue;
                 }
                 if status == StatusCode::SWITCHING_PROTOCOLS {
                     return tunnel(res, client_upgrade, slot).await;

@@ -18,6 +18,7 @@ mod helpers;
 mod http_rules;
 mod process;
 mod realtime;
+mod realtime_topology;
 mod realtime_ws;
 mod records;
 mod records_auth;

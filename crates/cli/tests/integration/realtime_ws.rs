@@ -116,7 +116,7 @@ async fn websocket_carries_subscriptions_events_and_errors(a: Api) {
     )
     .await;
     assert_eq!(r["type"], "subscribed");
-    let titles: Vec<Value> = vec![recv(&mut again).await, recv(&mut again).await]
+    let titles: Vec<Value> = [recv(&mut again).await, recv(&mut again).await]
         .iter()
         .map(|e| e["data"]["record"]["title"].clone())
         .collect();
