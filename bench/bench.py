@@ -1507,6 +1507,9 @@ events_suite.register(sys.modules[__name__])
 import files_suite  # noqa: E402  (the `files` suite, bench/files_suite.py)
 
 files_suite.register(sys.modules[__name__])
+import realtime_suite  # noqa: E402  (the `realtime` suite, bench/realtime_suite.py)
+
+realtime_suite.register(sys.modules[__name__])
 
 
 if __name__ == "__main__":

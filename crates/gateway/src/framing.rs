@@ -83,7 +83,9 @@ pub(crate) struct Guarded<S> {
     /// only starts once it is handed bytes).
     head_timeout: Duration,
     head_deadline: Option<Pin<Box<tokio::time::Sleep>>>,
-    scratch: Option<Box<[u8]>>,
+    /// The read buffer, while a read is under way; an idle connection holds none (an open
+    /// stream, such as a realtime subscriber's, would otherwise keep 16 KiB for its life).
+    scratch: Option<Box<[std::mem::MaybeUninit<u8>]>>,
     state: State,
     /// Read but not yet examined.
     pending: BytesMut,
@@ -464,13 +466,18 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
             if this.eof {
                 return Poll::Ready(Ok(()));
             }
-            // A buffer zeroed once per connection, not per read.
+            // Never zeroed: the reader only ever sees what was read into it.
             let scratch = this
                 .scratch
-                .get_or_insert_with(|| vec![0u8; READ_CHUNK].into_boxed_slice());
-            let mut rb = ReadBuf::new(scratch);
+                .get_or_insert_with(|| Box::new_uninit_slice(READ_CHUNK));
+            let mut rb = ReadBuf::uninit(scratch);
             match Pin::new(&mut this.inner).poll_read(cx, &mut rb) {
                 Poll::Pending => {
+                    if this.pending.is_empty() && this.ready.is_empty() {
+                        this.scratch = None;
+                        this.pending = BytesMut::new();
+                        this.ready = BytesMut::new();
+                    }
                     if this.state == State::Head && !this.pending.is_empty() {
                         let timeout = this.head_timeout;
                         let deadline = this

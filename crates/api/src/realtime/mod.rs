@@ -140,15 +140,7 @@ async fn connect(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
         Bytes::from(json!({"clientId": id}).to_string()),
     );
     tracing::info!(client = %id, "realtime stream opened");
-    let stream = Stream {
-        reg,
-        rx,
-        first: Some(hello.sse()),
-        settings: broker.settings.clone(),
-        last_message: tokio::time::Instant::now(),
-        opened: Instant::now(),
-        sent: 0,
-    };
+    let stream = Stream::new(reg, rx, hello.sse(), &broker.settings);
     let body = futures_util::stream::unfold(stream, Stream::next);
     let mut res = Body::from_stream(body).into_response();
     let h = res.headers_mut();
@@ -166,35 +158,85 @@ struct Stream {
     reg: Registration,
     rx: tokio::sync::mpsc::Receiver<Arc<Frame>>,
     first: Option<Bytes>,
-    settings: pier_config::RealtimeConfig,
+    /// One timer per stream, never reset by traffic (thousands of streams each taking a timer
+    /// per message would cost more than the messages): at each tick, a stream idle for the idle
+    /// timeout ends, and one quiet for a whole tick gets a keep-alive comment.
+    tick: std::pin::Pin<Box<tokio::time::Interval>>,
+    keepalive: bool,
+    idle_timeout: std::time::Duration,
     /// When the last event was written (the idle timeout counts from it).
-    last_message: tokio::time::Instant,
+    last_message: Instant,
+    /// When anything was last written.
+    last_write: Instant,
     opened: Instant,
     sent: u64,
 }
 
 impl Stream {
+    fn new(
+        reg: Registration,
+        rx: tokio::sync::mpsc::Receiver<Arc<Frame>>,
+        first: Bytes,
+        settings: &pier_config::RealtimeConfig,
+    ) -> Stream {
+        let period = settings
+            .keepalive
+            .unwrap_or(settings.idle_timeout)
+            .min(settings.idle_timeout);
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let now = Instant::now();
+        Stream {
+            reg,
+            rx,
+            first: Some(first),
+            tick: Box::pin(tick),
+            keepalive: settings.keepalive.is_some(),
+            idle_timeout: settings.idle_timeout,
+            last_message: now,
+            last_write: now,
+            opened: now,
+            sent: 0,
+        }
+    }
+
     async fn next(mut self) -> Option<(Result<Bytes, std::convert::Infallible>, Stream)> {
         if let Some(b) = self.first.take() {
             return Some((Ok(b), self));
         }
-        let keepalive = self.settings.keepalive;
-        let idle = self.last_message + self.settings.idle_timeout;
-        let out = tokio::select! {
-            biased;
-            () = self.reg.client.closed.cancelled() => None,
-            f = self.rx.recv() => f.map(|f| {
-                self.last_message = tokio::time::Instant::now();
-                self.sent += 1;
-                f.sse()
-            }),
-            () = tokio::time::sleep_until(idle) => None,
-            () = async {
-                match keepalive {
-                    Some(k) => tokio::time::sleep(k).await,
-                    None => std::future::pending().await,
+        enum Woke {
+            Closed,
+            Frame(Option<Arc<Frame>>),
+            Tick,
+        }
+        let out = loop {
+            let woke = {
+                let mut tick = self.tick.as_mut();
+                tokio::select! {
+                    biased;
+                    () = self.reg.client.closed.cancelled() => Woke::Closed,
+                    f = self.rx.recv() => Woke::Frame(f),
+                    _ = tick.tick() => Woke::Tick,
                 }
-            } => Some(Bytes::from_static(b":\n\n")),
+            };
+            match woke {
+                Woke::Closed | Woke::Frame(None) => break None,
+                Woke::Frame(Some(f)) => {
+                    self.last_message = Instant::now();
+                    self.last_write = self.last_message;
+                    self.sent += 1;
+                    break Some(f.sse());
+                }
+                Woke::Tick => {
+                    if self.last_message.elapsed() >= self.idle_timeout {
+                        break None;
+                    }
+                    if self.keepalive && self.last_write.elapsed() >= self.tick.period() {
+                        self.last_write = Instant::now();
+                        break Some(Bytes::from_static(b":\n\n"));
+                    }
+                }
+            }
         };
         match out {
             Some(b) => Some((Ok(b), self)),
