@@ -160,7 +160,7 @@ struct Stream {
     first: Option<Bytes>,
     /// One timer per stream, never reset by traffic (thousands of streams each taking a timer
     /// per message would cost more than the messages): at each tick, a stream idle for the idle
-    /// timeout ends, and one quiet for a whole tick gets a keep-alive comment.
+    /// timeout ends, and one that wrote nothing for half a tick gets a keep-alive comment.
     tick: std::pin::Pin<Box<tokio::time::Interval>>,
     keepalive: bool,
     idle_timeout: std::time::Duration,
@@ -231,7 +231,7 @@ impl Stream {
                     if self.last_message.elapsed() >= self.idle_timeout {
                         break None;
                     }
-                    if self.keepalive && self.last_write.elapsed() >= self.tick.period() {
+                    if self.keepalive && self.last_write.elapsed() >= self.tick.period() / 2 {
                         self.last_write = Instant::now();
                         break Some(Bytes::from_static(b":\n\n"));
                     }

@@ -385,3 +385,76 @@ async fn a_client_that_never_reads_is_cut_off_and_the_others_keep_up() {
     }
     assert_eq!(metric(&base, "pier_realtime_connections").await, 1.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_streams_get_keepalives_and_idle_ones_are_closed() {
+    let app = spawn_app_with(
+        Engine::Sqlite,
+        vec![
+            ("realtime.keepalive_seconds", "1".into()),
+            ("realtime.idle_timeout_seconds", "3".into()),
+        ],
+    )
+    .await;
+    let mut res = reqwest::get(app.url("/api/realtime")).await.unwrap();
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    assert_eq!(res.headers()["x-accel-buffering"], "no");
+    let started = std::time::Instant::now();
+    let mut text = String::new();
+    while let Ok(Ok(Some(c))) = tokio::time::timeout(Duration::from_secs(10), res.chunk()).await {
+        text.push_str(&String::from_utf8_lossy(&c));
+    }
+    let took = started.elapsed();
+    assert!(text.starts_with("id:"), "{text}");
+    assert!(
+        text.matches(":\n\n").count() >= 2,
+        "keep-alive comments: {text:?}"
+    );
+    assert!(
+        took >= Duration::from_secs(3) && took < Duration::from_secs(6),
+        "closed after the idle timeout: {took:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_on_another_backend_misses_nothing_while_its_listener_is_killed() {
+    let a = Api::start(Engine::Postgres).await;
+    notes(&a, "").await;
+    let b = spawn_app_with(Engine::Sqlite, a.app.database_flags()).await;
+    let mut sse = Sse::open(&b.base_url, None).await;
+    assert_eq!(
+        sse.subscribe(&b.base_url, &["notes/*"], None, None).await,
+        204
+    );
+    let store = a.app.store.clone();
+    let killer = tokio::spawn(async move {
+        let mut kills = 0;
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            let rows = store
+                .query(
+                    "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE datname = current_database() AND application_name = 'pier-listener') k",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            kills += rows
+                .scalar()
+                .and_then(pier_storage::Value::as_i64)
+                .unwrap_or(0);
+        }
+        kills
+    });
+    let mut written = Vec::new();
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_millis(2600) {
+        let t = format!("n{}", written.len());
+        note(&a, &t).await;
+        written.push(t);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(killer.await.unwrap() >= 2, "the listeners were killed");
+    let got = take(&mut sse, written.len()).await;
+    assert_eq!(titles(&got), written, "every event once, in commit order");
+}
