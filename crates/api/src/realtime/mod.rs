@@ -272,12 +272,7 @@ async fn subscribe(
         ));
     }
     let auth = Arc::new(dispatch::client_auth(&engine, auth).await);
-    let topics = form
-        .subscriptions
-        .iter()
-        .filter(|s| !s.is_empty())
-        .map(|s| Arc::new(topic::Topic::parse(s)))
-        .collect();
+    let topics = form.topics();
     let resume = {
         let mut st = client.state();
         st.auth = auth;
@@ -319,6 +314,15 @@ struct Form {
 }
 
 impl Form {
+    /// The subscriptions, parsed (empty ones dropped, as PocketBase does).
+    fn topics(&self) -> Vec<Arc<topic::Topic>> {
+        self.subscriptions
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| Arc::new(topic::Topic::parse(s)))
+            .collect()
+    }
+
     fn parse(body: &[u8], settings: &pier_config::RealtimeConfig) -> Result<Form, ApiError> {
         let bad = || {
             ApiError::new(

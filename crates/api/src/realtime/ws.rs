@@ -174,13 +174,7 @@ async fn handle(
                 Ok(f) => f,
                 Err(e) => return from_api(&e),
             };
-            let topics = form
-                .subscriptions
-                .iter()
-                .filter(|s| !s.is_empty())
-                .map(|s| Arc::new(topic::Topic::parse(s)))
-                .collect();
-            super::set_topics(broker, engine, client, topics, form.last_event_id);
+            super::set_topics(broker, engine, client, form.topics(), form.last_event_id);
             json!({"type": "subscribed", "subscriptions": form.subscriptions})
         }
         "unsubscribe" => {

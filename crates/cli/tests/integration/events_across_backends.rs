@@ -13,6 +13,24 @@ use serde_json::{Value, json};
 use crate::events::next_record;
 use crate::records::{Api, superuser_token};
 
+/// Ends every outbox listener's PostgreSQL connection (each backend reconnects): how many.
+pub(crate) async fn kill_listeners(store: &pier_storage::Store) -> u32 {
+    let rows = store
+        .query(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = 'pier-listener') k",
+            vec![],
+        )
+        .await
+        .unwrap();
+    u32::try_from(
+        rows.scalar()
+            .and_then(pier_storage::Value::as_i64)
+            .unwrap_or(0),
+    )
+    .unwrap_or(0)
+}
+
 /// A second application on the first one's database.
 async fn second_backend(first: &TestApp, extra: Vec<(&'static str, String)>) -> TestApp {
     assert!(first.pg.is_some(), "the first app runs on PostgreSQL");
@@ -177,20 +195,7 @@ async fn killing_the_listener_every_two_seconds_loses_and_repeats_nothing() {
         let started = Instant::now();
         while started.elapsed() < writing {
             tokio::time::sleep(Duration::from_secs(2)).await;
-            let rows = killer_store
-                .query(
-                    "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                     WHERE datname = current_database() AND application_name = 'pier-listener') k",
-                    vec![],
-                )
-                .await
-                .unwrap();
-            kills += u32::try_from(
-                rows.scalar()
-                    .and_then(pier_storage::Value::as_i64)
-                    .unwrap_or(0),
-            )
-            .unwrap_or(0);
+            kills += kill_listeners(&killer_store).await;
         }
         kills
     });

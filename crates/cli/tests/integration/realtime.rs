@@ -10,7 +10,8 @@ use std::time::Duration;
 use pier_testkit::{Engine, spawn_app_with};
 use serde_json::{Value, json};
 
-use crate::records::{Api, superuser_token};
+use crate::events_across_backends::kill_listeners;
+use crate::records::{Api, on_both_engines, superuser_token};
 
 /// One SSE message.
 #[derive(Debug, Clone)]
@@ -307,19 +308,6 @@ async fn bad_subscriptions_get_clear_errors(a: Api) {
     assert_eq!(body["status"], 400);
 }
 
-macro_rules! on_both_engines {
-    ($($name:ident),* $(,)?) => {
-        mod on_sqlite { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Api::start(pier_testkit::Engine::Sqlite).await).await }
-        )* }
-        mod on_postgres { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Api::start(pier_testkit::Engine::Postgres).await).await }
-        )* }
-    };
-}
-
 on_both_engines!(
     resume_replays_what_was_missed_in_order_then_goes_live,
     like_subscribers_cost_one_rule_query_per_event,
@@ -431,18 +419,7 @@ async fn a_subscriber_on_another_backend_misses_nothing_while_its_listener_is_ki
         let mut kills = 0;
         for _ in 0..3 {
             tokio::time::sleep(Duration::from_millis(700)).await;
-            let rows = store
-                .query(
-                    "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                     WHERE datname = current_database() AND application_name = 'pier-listener') k",
-                    vec![],
-                )
-                .await
-                .unwrap();
-            kills += rows
-                .scalar()
-                .and_then(pier_storage::Value::as_i64)
-                .unwrap_or(0);
+            kills += kill_listeners(&store).await;
         }
         kills
     });
