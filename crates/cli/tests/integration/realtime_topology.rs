@@ -1,7 +1,8 @@
 //! Realtime in the production topology, with the built binary: two `pier backend` processes on
 //! one PostgreSQL database behind `pier gateway`. A subscriber on one backend (and one through
-//! the gateway) receives what a writer sends through the other, at once; a backend stopping
-//! with SIGTERM ends its streams so their clients can reconnect, and exits cleanly.
+//! the gateway) receives what a writer sends through the other, at once, across a reload of the
+//! gateway; a backend stopping with SIGTERM ends its streams so their clients can reconnect, and
+//! exits cleanly.
 
 use std::time::{Duration, Instant};
 
@@ -79,6 +80,7 @@ fn events_written_through_one_backend_reach_subscribers_on_every_backend() {
     assert_eq!(st, 200, "{c}");
 
     let (a_url, b_url, gw_url) = (a.base_url.clone(), b.base_url.clone(), gw.base_url.clone());
+    let gw_pid = gw.child.id().to_string();
     rt.block_on(async {
         let mut on_a = Sse::open(&a_url, None).await;
         assert_eq!(on_a.subscribe(&a_url, &["feed/*"], None, None).await, 204);
@@ -89,6 +91,13 @@ fn events_written_through_one_backend_reach_subscribers_on_every_backend() {
         );
         let client = reqwest::Client::new();
         for title in ["hidden", "first", "second"] {
+            if title == "second" {
+                // A reload of the gateway keeps the open stream.
+                let _ = std::process::Command::new("kill")
+                    .args(["-HUP", &gw_pid])
+                    .status();
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
             let started = Instant::now();
             let r = client
                 .post(format!("{b_url}/api/collections/feed/records"))
@@ -125,6 +134,7 @@ fn events_written_through_one_backend_reach_subscribers_on_every_backend() {
         );
     });
     assert_eq!(a.signal_and_wait("TERM"), Some(0));
+    gw.wait_for("reloading the gateway", Duration::from_secs(5));
     assert_eq!(gw.signal_and_wait("TERM"), Some(0));
     assert_eq!(b.signal_and_wait("TERM"), Some(0));
 }
