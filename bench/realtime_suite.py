@@ -2,12 +2,13 @@
 
 Registered by bench.py (``realtime_suite.register(bench)``); see bench/README.md, "Realtime".
 For each server (pinned to the server CPU; the load client, ``examples/bench_realtime``, to the
-client CPU), on a collection whose list rule is ``public = true`` (non-empty, so every event is
-checked):
+client CPU), on a collection whose list rule is ``public = true && t > 0`` (non-empty and needing
+a query, so every event is checked against the database):
 
 * 10,000 idle subscribers of ``rt/*``: the server's RSS growth and the load client's RSS;
 * fan-out: one update delivered to each of 10,000 subscribers, five times: the time from the
-  request to the last subscriber's event (median and worst of the five);
+  request to the last subscriber's event (median and worst of the five); again on ``rtplain``,
+  whose rule ``public = true`` pier decides in memory;
 * sustained: 1,000 subscribers while records are created at ``REALTIME_RATE`` per second for
   ``BENCH_SECONDS``: deliveries per second and the p99 latency of every delivery;
 * pier only: rule queries per event with 1,000 subscribers signed in as the same user (its
@@ -29,6 +30,10 @@ IDLE = int(os.environ.get("REALTIME_IDLE", "10000"))
 FANOUT = int(os.environ.get("REALTIME_FANOUT", "10000"))
 SUSTAINED = int(os.environ.get("REALTIME_SUSTAINED", "1000"))
 RATE = float(os.environ.get("REALTIME_RATE", "100"))
+# Non-empty, and needing a query (`>` is not decided in memory), so every event is checked
+# against the database; `rtplain` has a rule pier decides in memory (`public = true`), for one
+# more fan-out.
+RULE = "public = true && t > 0"
 
 
 def register(b) -> None:
@@ -64,7 +69,13 @@ def prepare(b, srv) -> str:
         raise RuntimeError(f"sign-in failed: {st} {body}")
     h = {"Authorization": body["token"]}
     st, c = bl.http_json(srv.port, "POST", "/api/collections", {
-        "name": "rt", "type": "base", "listRule": "public = true", "viewRule": "public = true",
+        "name": "rt", "type": "base", "listRule": RULE, "viewRule": RULE,
+        "createRule": "", "updateRule": "",
+        "fields": [{"name": "t", "type": "number"}, {"name": "public", "type": "bool"}]}, headers=h)
+    if st != 200:
+        raise RuntimeError(f"creating the collection failed: {st} {c}")
+    st, c = bl.http_json(srv.port, "POST", "/api/collections", {
+        "name": "rtplain", "type": "base", "listRule": "public = true", "viewRule": "public = true",
         "createRule": "", "updateRule": "",
         "fields": [{"name": "t", "type": "number"}, {"name": "public", "type": "bool"}]}, headers=h)
     if st != 200:
@@ -123,6 +134,10 @@ def measure_one(b, ctx, name: str) -> dict:
         out["fanout_last_ms_worst"] = max(f["last_ms"])
         out["fanout_all"] = f["last_ms"]
         time.sleep(1)
+        f = client(cfg.client_cpu, "fanout", srv.port, FANOUT, "rtplain", 5)
+        out["fanout_plain_last_ms_median"] = f["p50_ms"]
+        out["fanout_plain_last_ms_worst"] = max(f["last_ms"])
+        time.sleep(1)
         # Sustained.
         s = client(cfg.client_cpu, "sustained", srv.port, SUSTAINED, "rt", RATE, cfg.seconds)
         out["sustained"] = s
@@ -161,6 +176,8 @@ def run_realtime(b, ctx) -> None:
         (f"{IDLE} idle subscribers: load client RSS, MiB", "idle_client_rss_mib", None, "lower"),
         (f"fan-out to {FANOUT}: last delivery, ms (median of 5)", "fanout_last_ms_median", None, "lower"),
         (f"fan-out to {FANOUT}: last delivery, ms (worst of 5)", "fanout_last_ms_worst", None, "lower"),
+        (f"fan-out to {FANOUT}, rule `public = true`: last delivery, ms (median of 5)", "fanout_plain_last_ms_median", None, "lower"),
+        (f"fan-out to {FANOUT}, rule `public = true`: last delivery, ms (worst of 5)", "fanout_plain_last_ms_worst", None, "lower"),
         (f"{SUSTAINED} subscribers, {RATE:g} creates/s: deliveries/s", "sustained", "per_second", "higher"),
         (f"{SUSTAINED} subscribers, {RATE:g} creates/s: p99 latency, ms", "sustained", "p99_ms", "lower"),
     ]

@@ -8,6 +8,7 @@ mod access;
 mod expand;
 mod fields;
 mod files;
+mod quick;
 mod read;
 mod realtime;
 mod write;

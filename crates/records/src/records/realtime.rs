@@ -1,6 +1,6 @@
 //! What a realtime subscriber may see of a record event: the rule check against the record
 //! as the event carries it, and the record cut to the subscriber's view (hidden fields, email
-//! visibility, `expand`, `fields`).
+//! visibility, `expand`, `fields`). Simple rules are decided in memory (`quick`).
 //!
 //! The rule is checked against the event's own values, not the table: a delete's record is no
 //! longer in it, and an update's may have changed again since. The query shadows the
@@ -48,7 +48,36 @@ impl Engine {
             EventRule::List => &c.list_rule,
             EventRule::View => &c.view_rule,
         };
-        self.record_passes(c, record, rule, filter, req).await
+        self.record_passes(c, record, rule, filter, req, true).await
+    }
+
+    /// [`Engine::event_visible`] for an arbitrary `rule`, always by query (never in memory):
+    /// what the in-memory answers are tested against.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn event_rule_by_query(
+        &self,
+        c: &Collection,
+        record: &Map<String, Value>,
+        rule: &str,
+        req: &RequestInfo,
+    ) -> Result<bool, RecordError> {
+        self.record_passes(c, record, &Some(rule.to_owned()), "", req, false)
+            .await
+    }
+
+    /// The rule's answer when it needs no query (see `quick`): for tests that hold it against
+    /// the query's.
+    pub fn event_rule_in_memory(
+        &self,
+        c: &Collection,
+        record: &Map<String, Value>,
+        rule: &str,
+        req: &RequestInfo,
+    ) -> Option<bool> {
+        let parsed = pier_filter::parse_filter(rule).ok()?;
+        super::quick::decide(c, &parsed, record, &req.auth)
     }
 
     /// The counter of rule queries run for events (see [`Engine::event_visible`]).
@@ -63,6 +92,7 @@ impl Engine {
         rule: &Option<String>,
         filter: &str,
         req: &RequestInfo,
+        in_memory: bool,
     ) -> Result<bool, RecordError> {
         let mut conditions = Vec::new();
         let mut params: Vec<Db> = c
@@ -71,13 +101,25 @@ impl Engine {
             .map(|f| values::from_json(f, record.get(&f.name)))
             .collect();
         let first = params.len() + 1;
-        match self.rule_condition(c, rule, req, first) {
-            Ok(Some((sql, p))) => {
+        // The rule compiles first (one that does not refuses, as in the REST API); then it is
+        // decided in memory when it allows that (see `quick`), otherwise in the query.
+        let compiled = match self.rule_condition(c, rule, req, first) {
+            Ok(compiled) => compiled,
+            Err(_) => return Ok(false),
+        };
+        let known = match (&compiled, rule.as_deref()) {
+            (Some(_), Some(expr)) if in_memory => pier_filter::parse_filter(expr)
+                .ok()
+                .and_then(|parsed| super::quick::decide(c, &parsed, record, &req.auth)),
+            _ => None,
+        };
+        match (known, compiled) {
+            (Some(false), _) => return Ok(false),
+            (Some(true), _) | (None, None) => {}
+            (None, Some((sql, p))) => {
                 conditions.push(sql);
                 params.extend(p);
             }
-            Ok(None) => {}
-            Err(_) => return Ok(false),
         }
         if !filter.trim().is_empty() {
             match self.condition(c, filter, req, true, params.len() + 1) {
@@ -153,7 +195,10 @@ impl Engine {
                     .get("manageRule")
                     .and_then(Value::as_str)
                     .map(str::to_owned);
-                manage.is_some() && self.record_passes(c, record, &manage, "", req).await?
+                manage.is_some()
+                    && self
+                        .record_passes(c, record, &manage, "", req, true)
+                        .await?
             };
             if !(own || visible || manager) {
                 view.remove("email");
