@@ -1,8 +1,8 @@
 //! Records: list and view (`read`), create, update and delete (`write`), the API rules
 //! (`access`), relation expansion (`expand`), field projection (`fields`) and file fields
-//! (`files`), and what realtime subscribers may see of record events (`realtime`). This file
-//! holds
-//! what they share: the list envelope and how a stored row becomes a record's JSON.
+//! (`files`), and what realtime subscribers may see of record events (`realtime`, with rules
+//! decided in memory in `quick`). This file holds what they share: the list envelope and how a
+//! stored row becomes a record's JSON.
 
 mod access;
 mod expand;
