@@ -41,8 +41,23 @@ pub(crate) enum Command {
     /// Replace the database, uploaded files and static folder with a backup's; refused while
     /// a pier runs on the same data.
     Restore(RestoreArgs),
+    /// Ask a running pier's /readyz (the address from the same configuration, or --http): exit
+    /// 0 when it is ready, 1 when not (for container health checks: no curl needed).
+    Healthcheck(HealthcheckArgs),
     /// Print pier's version.
     Version,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct HealthcheckArgs {
+    /// The address to ask, host:port (default: the listener's address from the configuration).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) http: Option<String>,
+    /// Read the backend's default address (8090) rather than `pier serve`'s (8080).
+    #[arg(long)]
+    pub(crate) backend: bool,
+    #[command(flatten)]
+    pub(crate) data: DataArgs,
 }
 
 /// Flags every command that touches data takes.

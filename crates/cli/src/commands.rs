@@ -12,6 +12,18 @@ use crate::telemetry;
 
 pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Healthcheck(a) => {
+            let mut flags = data_flags(&a.data);
+            push(&mut flags, "http.addr", a.http, "--http");
+            let role = if a.backend {
+                Role::Backend
+            } else {
+                Role::Serve
+            };
+            let config = load(role, a.data.config, flags)?;
+            let tls = !matches!(config.tls.mode, pier_config::TlsMode::Off);
+            crate::healthcheck::check(config.http.addr, tls)
+        }
         Command::Version => {
             println!("pier version {}", pier_core::VERSION);
             Ok(())

@@ -3,6 +3,7 @@
 mod backup;
 mod cli;
 mod commands;
+mod healthcheck;
 mod telemetry;
 
 use std::process::ExitCode;

@@ -78,6 +78,8 @@ pub struct HttpConfig {
     pub addr: SocketAddr,
     /// Grace period for in-flight requests on shutdown.
     pub shutdown_timeout: Duration,
+    /// Readiness fails this long before the listener closes on shutdown.
+    pub drain: Duration,
     /// Per-request deadline.
     pub request_timeout: Duration,
     /// Largest accepted request body.

@@ -75,6 +75,9 @@ pub(crate) struct RawHttp {
     pub(crate) addr: String,
     /// How long in-flight requests may run after SIGTERM/SIGINT before the process exits.
     pub(crate) shutdown_timeout_seconds: u64,
+    /// After SIGTERM, how long `/readyz` answers 503 while requests are still served, so that
+    /// gateways and Kubernetes stop sending before the listener closes.
+    pub(crate) drain_seconds: u64,
     /// Longest time one request may take before it is answered with 503.
     pub(crate) request_timeout_seconds: u64,
     /// Largest request body accepted, in bytes.
@@ -86,6 +89,7 @@ impl Default for RawHttp {
         RawHttp {
             addr: String::new(),
             shutdown_timeout_seconds: 10,
+            drain_seconds: 0,
             request_timeout_seconds: 60,
             body_limit_bytes: 32 * 1024 * 1024,
         }

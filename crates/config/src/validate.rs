@@ -124,6 +124,7 @@ pub(crate) fn validate(raw: RawConfig, layers: Layers, role: Role) -> Result<Con
     let http = HttpConfig {
         addr,
         shutdown_timeout: Duration::from_secs(raw.http.shutdown_timeout_seconds),
+        drain: Duration::from_secs(raw.http.drain_seconds),
         request_timeout: Duration::from_secs(positive(
             "http.request_timeout_seconds",
             raw.http.request_timeout_seconds,

@@ -29,5 +29,9 @@ mod welcome;
 pub use devcert::{DevCertificate, DevIssue, ensure_dev_certificate};
 pub use gateway::{Backend, Gateway, GatewayError};
 pub use respond::security_headers;
+
+/// Sent by a backend on every answer while it drains (shutting down): the gateway takes it out
+/// of its pool at once rather than at the next health check.
+pub const DRAINING_HEADER: http::HeaderName = http::HeaderName::from_static("x-pier-draining");
 pub use serve::describe;
 pub use tls::TlsError;

@@ -283,6 +283,21 @@ impl Pool {
         }
     }
 
+    /// `m` said it is shutting down: no new requests go to it until its health check passes
+    /// again (or, without health checks, for the ejection time).
+    pub(crate) fn draining(&self, m: &Member) {
+        if self.settings.health.is_some() {
+            if m.up.swap(false, Ordering::Relaxed) {
+                m.check_passes.store(0, Ordering::Relaxed);
+                tracing::info!(pool = %self.name, member = %m.label, "upstream member is draining; taken out of the pool");
+            }
+        } else {
+            let until = self.now_ms()
+                + u64::try_from(self.settings.eject_for.as_millis()).unwrap_or(u64::MAX);
+            m.ejected_until.store(until, Ordering::Relaxed);
+        }
+    }
+
     pub(crate) fn ejected(&self, m: &Member) -> bool {
         m.ejected_until.load(Ordering::Relaxed) > self.now_ms()
     }

@@ -413,6 +413,9 @@ pub(crate) async fn forward(
                 } else {
                     fwd.pool.succeeded(&member);
                 }
+                if res.headers_mut().remove(crate::DRAINING_HEADER).is_some() {
+                    fwd.pool.draining(&member);
+                }
                 if subscribe
                     && status == StatusCode::NOT_FOUND
                     && matches!(outbound, Outbound::Replayable(_))

@@ -49,6 +49,11 @@ impl Readiness {
         self.draining.store(true, Ordering::Release);
     }
 
+    /// True once shutdown began.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
     /// Checks every part now.
     pub async fn check(
         &self,

@@ -56,6 +56,8 @@ pub struct Application {
     store: Store,
     readiness: Arc<Readiness>,
     shutdown_timeout: Duration,
+    /// `http.drain_seconds`: readiness fails this long before the listener closes.
+    drain: Duration,
     /// Migrations could not run yet because the database was unreachable.
     migrate_in_background: bool,
     /// Scheduled backups, unless `backups.cron` is empty.
@@ -156,6 +158,7 @@ impl Application {
             metrics.clone(),
             config.http.request_timeout,
             config.log.requests,
+            readiness.clone(),
         ));
         let setup = (!config.is_production()).then(|| state.clone());
         let shared = state.clone();
@@ -178,6 +181,7 @@ impl Application {
             store,
             readiness,
             shutdown_timeout: config.http.shutdown_timeout,
+            drain: config.http.drain,
             migrate_in_background,
             schedule,
             restart,
@@ -231,6 +235,7 @@ impl Application {
             store,
             readiness,
             shutdown_timeout,
+            drain,
             migrate_in_background,
             schedule,
             restart,
@@ -279,6 +284,12 @@ impl Application {
                 e = fatal_rx.recv() => e,
             };
             draining.set_draining();
+            if fatal.is_none() && !drain.is_zero() {
+                // `/readyz` fails while requests are still served, so that gateways and
+                // Kubernetes stop sending before the listener closes.
+                tracing::info!(seconds = drain.as_secs(), "draining");
+                tokio::time::sleep(drain).await;
+            }
             // Realtime streams would hold the server open: they end now, and their clients
             // reconnect (to another backend, behind a gateway).
             state.realtime().close_all();

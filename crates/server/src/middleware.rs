@@ -21,11 +21,20 @@ pub(crate) struct Observer {
     pub(crate) timeout: Duration,
     pub(crate) log_requests: bool,
     ids: RequestIds,
+    /// While it drains, every answer says so (`x-pier-draining`), and `pier gateway` sends the
+    /// next requests elsewhere at once.
+    readiness: Arc<pier_ops::Readiness>,
 }
 
 impl Observer {
-    pub(crate) fn new(metrics: Arc<Metrics>, timeout: Duration, log_requests: bool) -> Observer {
+    pub(crate) fn new(
+        metrics: Arc<Metrics>,
+        timeout: Duration,
+        log_requests: bool,
+        readiness: Arc<pier_ops::Readiness>,
+    ) -> Observer {
         Observer {
+            readiness,
             metrics,
             timeout,
             log_requests,
@@ -61,6 +70,9 @@ pub(crate) async fn observe(
     let headers = res.headers_mut();
     headers.insert(X_REQUEST_ID.clone(), id.clone());
     pier_gateway::security_headers(headers);
+    if obs.readiness.is_draining() {
+        headers.insert(pier_gateway::DRAINING_HEADER, HeaderValue::from_static("1"));
+    }
 
     let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
     let status = res.status().as_u16();

@@ -178,7 +178,7 @@ pub struct Broker {
 
 /// Removes its client from the broker when the connection ends.
 pub(crate) struct Registration {
-    broker: Arc<Broker>,
+    pub(crate) broker: Arc<Broker>,
     pub(crate) client: Arc<Client>,
 }
 

@@ -170,6 +170,8 @@ struct Stream {
     last_write: Instant,
     opened: Instant,
     sent: u64,
+    /// The reconnect hint was written (at shutdown).
+    hinted: bool,
 }
 
 impl Stream {
@@ -197,6 +199,7 @@ impl Stream {
             last_write: now,
             opened: now,
             sent: 0,
+            hinted: false,
         }
     }
 
@@ -220,6 +223,11 @@ impl Stream {
                 }
             };
             match woke {
+                Woke::Closed if !self.hinted && self.reg.broker.shutdown.is_cancelled() => {
+                    // Shutting down: reconnect soon (to another backend, behind a gateway).
+                    self.hinted = true;
+                    break Some(Bytes::from_static(b"retry:500\n\n"));
+                }
                 Woke::Closed | Woke::Frame(None) => break None,
                 Woke::Frame(Some(f)) => {
                     self.last_message = Instant::now();

@@ -93,7 +93,19 @@ async fn run(mut socket: WebSocket, broker: Arc<Broker>, engine: Arc<Engine>, au
             break;
         }
     }
-    let _ = socket.send(Message::Close(None)).await;
+    // 1012: the server restarts (reconnect elsewhere); 1013: too slow, try again later.
+    let (code, reason) = if broker.shutdown.is_cancelled() {
+        (1012, "restarting")
+    } else if client.closed.is_cancelled() {
+        (1013, "too slow")
+    } else {
+        (1000, "closing")
+    };
+    let frame = axum::extract::ws::CloseFrame {
+        code,
+        reason: axum::extract::ws::Utf8Bytes::from_static(reason),
+    };
+    let _ = socket.send(Message::Close(Some(frame))).await;
     tracing::info!(client = %client.id, "realtime websocket closed");
     drop(reg);
 }

@@ -87,6 +87,7 @@ impl Upstream {
                 || stale_length
                 || named.iter().any(|n| n.eq_ignore_ascii_case(name))
                 || name.eq_ignore_ascii_case("x-request-id")
+                || name.eq_ignore_ascii_case(crate::DRAINING_HEADER.as_str())
             {
                 continue;
             }
@@ -205,6 +206,10 @@ pub(super) async fn exchange(
         } else {
             pool.succeeded(&member);
         }
+        // pier writes its header names in lower case; a draining backend leaves the pool now.
+        if head_bytes.windows(DRAINING.len()).any(|w| w == DRAINING) {
+            pool.draining(&member);
+        }
         return Ok(Upstream {
             status,
             head: head_bytes,
@@ -295,6 +300,9 @@ pub(super) async fn read_response_head(
         }
     }
 }
+
+/// The header a draining backend sends (`crate::DRAINING_HEADER`), as a line starts.
+const DRAINING: &[u8] = b"\nx-pier-draining:";
 
 /// Status, body framing and whether the upstream keeps the connection, from a response head.
 pub(super) fn response_framing(head: &[u8], head_request: bool) -> Option<(u16, Framing, bool)> {
