@@ -254,9 +254,15 @@ fn serve(
                 config.file.clone(),
                 flags,
             ));
-            let shutdown = shutdown_signal();
+            // The signal handlers are installed here, before the first poll.
+            let signal = shutdown_signal();
+            let shutdown = async move {
+                signal.await;
+                pier_server::systemd::stopping();
+            };
             let scheme = gateway.scheme();
             tracing::info!(addr = %addr, "listening on {scheme}://{addr}");
+            pier_server::systemd::ready();
             gateway
                 .serve(listener, shutdown)
                 .await

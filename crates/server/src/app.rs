@@ -284,6 +284,7 @@ impl Application {
                 e = fatal_rx.recv() => e,
             };
             draining.set_draining();
+            crate::systemd::stopping();
             if fatal.is_none() && !drain.is_zero() {
                 // `/readyz` fails while requests are still served, so that gateways and
                 // Kubernetes stop sending before the listener closes.
@@ -304,6 +305,7 @@ impl Application {
 
         let scheme = gateway.as_ref().map_or("http", Gateway::scheme);
         tracing::info!(addr = %addr, "listening on {scheme}://{addr}");
+        crate::systemd::ready();
         if let Some(state) = setup {
             let readiness = readiness.clone();
             tokio::spawn(offer_setup_link(

@@ -6,6 +6,7 @@
 
 mod app;
 mod middleware;
+pub mod systemd;
 
 pub use app::{Application, StartError};
 pub use pier_gateway::{DevIssue, Gateway, GatewayError, TlsError, ensure_dev_certificate};

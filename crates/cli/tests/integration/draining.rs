@@ -1,7 +1,8 @@
 //! Stopping a backend without losing a request, with the built binary: on SIGTERM it answers
 //! `/readyz` with 503 for `http.drain_seconds` while still serving, tells `pier gateway` on every
 //! answer so that traffic moves off it at once, ends realtime streams with a reconnect hint, and
-//! exits 0; `pier healthcheck` reports ready and not ready.
+//! exits 0; `pier healthcheck` reports ready and not ready; under systemd (`NOTIFY_SOCKET`) it
+//! says `READY=1`, pings the watchdog and says `STOPPING=1`.
 
 use std::time::{Duration, Instant};
 
@@ -116,4 +117,53 @@ fn a_draining_backend_fails_readiness_keeps_serving_and_the_gateway_moves_off_it
     );
     assert_eq!(gw.signal_and_wait("TERM"), Some(0));
     drop(b);
+}
+
+#[test]
+fn under_systemd_pier_says_ready_pings_the_watchdog_and_says_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // systemd names the watched process: a shell that becomes pier keeps its pid.
+    let mut cmd = std::process::Command::new("sh");
+    cmd.current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .args([
+            "-c",
+            "WATCHDOG_PID=$$ exec \"$0\" \"$@\"",
+            env!("CARGO_BIN_EXE_pier"),
+        ])
+        .args(["serve", "--http", "127.0.0.1:0", "--dir", "data"])
+        .env("NOTIFY_SOCKET", &path)
+        .env("WATCHDOG_USEC", "200000");
+    let mut s = Server::start(cmd);
+    let mut buf = [0u8; 256];
+    let mut next = || {
+        let n = sock.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).trim_end().to_owned()
+    };
+    assert_eq!(next(), "READY=1");
+    assert_eq!(next(), "WATCHDOG=1");
+    assert_eq!(
+        next(),
+        "WATCHDOG=1",
+        "pinged again within the watchdog period"
+    );
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &s.child.id().to_string()])
+        .status();
+    let mut seen = Vec::new();
+    loop {
+        let m = next();
+        if m == "STOPPING=1" {
+            break;
+        }
+        assert_eq!(m, "WATCHDOG=1", "{seen:?}");
+        seen.push(m);
+    }
+    assert_eq!(s.signal_and_wait("TERM"), Some(0));
 }
