@@ -8,6 +8,7 @@ mod backup_api;
 mod cli;
 mod collection_options;
 mod crash;
+mod deploy;
 mod draining;
 mod events;
 mod events_across_backends;
