@@ -11,6 +11,9 @@ a query, so every event is checked against the database):
   whose rule ``public = true`` pier decides in memory;
 * sustained: 1,000 subscribers while records are created at ``REALTIME_RATE`` per second for
   ``BENCH_SECONDS``: deliveries per second and the p99 latency of every delivery;
+* a slow consumer: the sustained load again for 15 s, without and then with 10 more subscribers
+  that never read (4 KiB receive buffers): the others' p99, the server's RSS growth, and how
+  many pier cut off (PocketBase has no bound: it keeps what they do not read);
 * pier only: rule queries per event with 1,000 subscribers signed in as the same user (its
   ``pier_realtime_rule_queries_total``; PocketBase runs one per subscriber by construction).
 """
@@ -30,6 +33,8 @@ IDLE = int(os.environ.get("REALTIME_IDLE", "10000"))
 FANOUT = int(os.environ.get("REALTIME_FANOUT", "10000"))
 SUSTAINED = int(os.environ.get("REALTIME_SUSTAINED", "1000"))
 RATE = float(os.environ.get("REALTIME_RATE", "100"))
+STALLED = 10
+STALLED_SECONDS = 15
 # Non-empty, and needing a query (`>` is not decided in memory), so every event is checked
 # against the database; `rtplain` has a rule pier decides in memory (`public = true`), for one
 # more fan-out.
@@ -52,9 +57,9 @@ def ensure_example() -> Path:
     return EXAMPLE
 
 
-def client(cpu: int, *args) -> dict:
+def client(cpu: int, *args, env: dict | None = None) -> dict:
     p = subprocess.run(bl.taskset_prefix(cpu) + [str(EXAMPLE), *map(str, args)],
-                       capture_output=True, text=True, timeout=900)
+                       capture_output=True, text=True, timeout=900, env={**os.environ, **(env or {})})
     if p.returncode != 0:
         raise RuntimeError(f"bench_realtime {args[0]} failed: {p.stderr[-500:]}")
     return json.loads(p.stdout.strip().splitlines()[-1])
@@ -94,14 +99,18 @@ def prepare(b, srv) -> str:
     return a["token"]
 
 
-def rule_queries(srv) -> float | None:
+def metric(srv, name: str) -> float | None:
     st, text = bl.http_get(srv.port, "/metrics")
     if st != 200:
         return None
     for line in text.decode().splitlines():
-        if line.startswith("pier_realtime_rule_queries_total "):
+        if line.startswith(name + " "):
             return float(line.split()[1])
     return None
+
+
+def rule_queries(srv) -> float | None:
+    return metric(srv, "pier_realtime_rule_queries_total")
 
 
 def measure_one(b, ctx, name: str) -> dict:
@@ -141,6 +150,23 @@ def measure_one(b, ctx, name: str) -> dict:
         # Sustained.
         s = client(cfg.client_cpu, "sustained", srv.port, SUSTAINED, "rt", RATE, cfg.seconds)
         out["sustained"] = s
+        # The same with 10 subscribers that never read: the others' p99, the server's RSS growth,
+        # and (pier) how many were cut off. Long enough for their socket buffers to fill.
+        slow_seconds = max(cfg.seconds, STALLED_SECONDS)
+        base = client(cfg.client_cpu, "sustained", srv.port, SUSTAINED, "rt", RATE, slow_seconds)
+        cut0 = metric(srv, "pier_realtime_slow_disconnects_total")
+        before = srv.rss_kib()
+        peak = [before]
+        with bl.Sampler(lambda: peak.append(srv.rss_kib()), interval=0.2):
+            slow = client(cfg.client_cpu, "sustained", srv.port, SUSTAINED, "rt", RATE, slow_seconds,
+                          env={"STALLED": str(STALLED)})
+        out["slow_baseline"] = base
+        out["slow"] = slow
+        out["slow_p99_ratio"] = slow["p99_ms"] / base["p99_ms"] if base.get("p99_ms") else None
+        out["slow_rss_growth_mib"] = (max(peak) - before) / 1024
+        cut1 = metric(srv, "pier_realtime_slow_disconnects_total")
+        if cut0 is not None and cut1 is not None:
+            out["slow_cut_off"] = cut1 - cut0
         # Rule queries per event, 1,000 subscribers as one user.
         if name == b.PIER:
             q0 = rule_queries(srv)
@@ -180,6 +206,9 @@ def run_realtime(b, ctx) -> None:
         (f"fan-out to {FANOUT}, rule `public = true`: last delivery, ms (worst of 5)", "fanout_plain_last_ms_worst", None, "lower"),
         (f"{SUSTAINED} subscribers, {RATE:g} creates/s: deliveries/s", "sustained", "per_second", "higher"),
         (f"{SUSTAINED} subscribers, {RATE:g} creates/s: p99 latency, ms", "sustained", "p99_ms", "lower"),
+        (f"same with {STALLED} that never read: others' p99, ms", "slow", "p99_ms", "lower"),
+        (f"same with {STALLED} that never read: others' p99 / without them", "slow_p99_ratio", None, "lower"),
+        (f"same with {STALLED} that never read: server RSS growth, MiB", "slow_rss_growth_mib", None, "lower"),
     ]
     for label, key, sub, better in rows:
         ctx.main_rows.append(b.compare_row(label, g(pier, key, sub), g(pb, key, sub), better))
@@ -188,6 +217,8 @@ def run_realtime(b, ctx) -> None:
         ctx.notes.append(f"realtime: {n}: {d.get('idle_clients')} idle clients ({d.get('idle_alive_at_end')} still open "
                          f"at the end), {d.get('idle_kib_per_subscriber', 0):.1f} KiB per subscriber with the client; "
                          f"sustained: {s.get('deliveries')} deliveries, {s.get('missing')} missing")
+    if pier and "slow_cut_off" in pier:
+        ctx.notes.append(f"realtime: pier cut off {pier['slow_cut_off']:.0f} of {STALLED} subscribers that never read")
     if pier and "rule_queries_per_event_same_user" in pier:
         ctx.notes.append(f"realtime: pier ran {pier['rule_queries_per_event_same_user']:.2f} rule queries per event "
                          f"for {SUSTAINED} subscribers signed in as one user (PocketBase: one per subscriber)")

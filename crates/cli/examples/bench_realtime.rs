@@ -12,7 +12,8 @@
 //!   stamped with its send time in `t`): `{"p50_ms":…,"p99_ms":…,"last_ms":[…]}`.
 //! - `sustained PORT N COLLECTION RATE SECONDS [TOKEN]`: N subscribers (signed in with TOKEN,
 //!   when given), records created at RATE per second for SECONDS; every delivery's latency:
-//!   `{"deliveries":…,"per_second":…,"p50_ms":…,"p99_ms":…,"missing":…}`.
+//!   `{"deliveries":…,"per_second":…,"p50_ms":…,"p99_ms":…,"missing":…}`. With `STALLED=K` in
+//!   the environment, K more subscribers (4 KiB receive buffers) never read a byte.
 
 #![allow(clippy::unwrap_used)]
 
@@ -98,7 +99,26 @@ impl Reader {
 
 /// Opens a stream and subscribes it to `topic`: the reader, positioned after PB_CONNECT.
 async fn subscriber(port: u16, http: &reqwest::Client, topic: &str, token: Option<&str>) -> Reader {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    subscribe_on(stream, port, http, topic, token).await
+}
+
+/// A subscriber that will never read after subscribing, with a small receive buffer so that
+/// the server's side fills soon.
+async fn stalled(port: u16, http: &reqwest::Client, topic: &str) -> Reader {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(([127, 0, 0, 1], port).into()).await.unwrap();
+    subscribe_on(stream, port, http, topic, None).await
+}
+
+async fn subscribe_on(
+    mut stream: TcpStream,
+    port: u16,
+    http: &reqwest::Client,
+    topic: &str,
+    token: Option<&str>,
+) -> Reader {
     stream
         .write_all(
             b"GET /api/realtime HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n",
@@ -277,6 +297,12 @@ async fn main() {
             let seconds: f64 = args[6].parse().unwrap();
             let token = args.get(7).map(String::as_str);
             let readers = subscribers(port, n, &topic, token).await;
+            // STALLED=K: K more subscribers that never read (held, not drained).
+            let stalled_count: usize = std::env::var("STALLED").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+            let mut held = Vec::new();
+            for _ in 0..stalled_count {
+                held.push(stalled(port, &reqwest::Client::new(), &topic).await);
+            }
             let mut rx = drain(readers);
             let writes = (rate * seconds) as usize;
             let start = tokio::time::Instant::now();
@@ -309,6 +335,7 @@ async fn main() {
             let elapsed = (last_at - start).as_secs_f64();
             writer.await.unwrap();
             let got = lat.len();
+            drop(held);
             println!(
                 "{}",
                 json!({"deliveries": got, "per_second": got as f64 / elapsed, "p50_ms": percentile(&mut lat, 0.5),
