@@ -298,7 +298,10 @@ async fn main() {
             let token = args.get(7).map(String::as_str);
             let readers = subscribers(port, n, &topic, token).await;
             // STALLED=K: K more subscribers that never read (held, not drained).
-            let stalled_count: usize = std::env::var("STALLED").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+            let stalled_count: usize = std::env::var("STALLED")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
             let mut held = Vec::new();
             for _ in 0..stalled_count {
                 held.push(stalled(port, &reqwest::Client::new(), &topic).await);
