@@ -7,7 +7,7 @@
 //! client sees every event once, in order (see `dispatch::replay`).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use bytes::Bytes;
@@ -89,16 +89,19 @@ pub(crate) struct ClientAuth {
     pub(crate) auth: Auth,
     /// The auth record as its owner sees it (`@request.auth.*`).
     pub(crate) record: Option<Map<String, Value>>,
+    /// Equal for clients that rules see as the same caller (made once: every event groups by
+    /// it).
+    pub(crate) key: Arc<str>,
 }
 
 impl ClientAuth {
-    /// Equal for clients that rules see as the same caller.
-    pub(crate) fn key(&self) -> String {
-        match &self.auth {
-            Auth::Guest => String::new(),
-            Auth::Superuser { id } => format!("{}/{id}", pier_records::SUPERUSERS_ID),
-            Auth::Record { collection_id, id } => format!("{collection_id}/{id}"),
-        }
+    pub(crate) fn new(auth: Auth, record: Option<Map<String, Value>>) -> ClientAuth {
+        let key = match &auth {
+            Auth::Guest => Arc::from(""),
+            Auth::Superuser { id } => Arc::from(format!("{}/{id}", pier_records::SUPERUSERS_ID)),
+            Auth::Record { collection_id, id } => Arc::from(format!("{collection_id}/{id}")),
+        };
+        ClientAuth { auth, record, key }
     }
 
     pub(crate) fn is(&self, collection_id: &str, id: &str) -> bool {
@@ -164,7 +167,6 @@ pub struct Broker {
     clients: RwLock<HashMap<String, Arc<Client>>>,
     pub(crate) settings: RealtimeConfig,
     pub(crate) counters: Counters,
-    subscriptions: AtomicUsize,
     /// Held while live frames are queued and while a replay takes its starting point, so that
     /// the two agree on which events the live path has already handled.
     pub(crate) dispatch: Mutex<()>,
@@ -194,7 +196,6 @@ impl Broker {
             clients: RwLock::new(HashMap::new()),
             settings,
             counters: Counters::default(),
-            subscriptions: AtomicUsize::new(0),
             dispatch: Mutex::new(()),
             dispatched: AtomicU64::new(0),
             engine: std::sync::OnceLock::new(),
@@ -257,20 +258,8 @@ impl Broker {
 
     pub(crate) fn remove(&self, id: &str) {
         if let Some(c) = self.write().remove(id) {
-            let n = c.state().topics.len();
-            self.subscriptions.fetch_sub(n, Ordering::Relaxed);
             c.closed.cancel();
         }
-    }
-
-    /// Replaces a client's topics.
-    pub(crate) fn set_topics(&self, client: &Client, topics: Vec<Arc<Topic>>) {
-        let mut st = client.state();
-        let (old, new) = (st.topics.len(), topics.len());
-        st.topics = topics;
-        drop(st);
-        self.subscriptions.fetch_add(new, Ordering::Relaxed);
-        self.subscriptions.fetch_sub(old, Ordering::Relaxed);
     }
 
     /// Queues a live frame (the caller holds `dispatch`): held back while the client replays,
@@ -290,19 +279,27 @@ impl Broker {
             st.last_queued = frame.seq;
             return;
         }
+        if self.offer(client, frame) {
+            st.last_queued = frame.seq;
+        }
+    }
+
+    /// Queues `frame` if the client has room; a full queue cuts it off, a closed one removes
+    /// it. Never waits.
+    pub(crate) fn offer(&self, client: &Client, frame: &Arc<Frame>) -> bool {
         match client.tx.try_send(frame.clone()) {
             Ok(()) => {
-                st.last_queued = frame.seq;
                 self.counters.delivered.fetch_add(1, Ordering::Relaxed);
+                true
             }
             Err(mpsc::error::TrySendError::Full(_)) => {
-                drop(st);
                 self.cut_off(client);
+                false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
-                drop(st);
                 self.counters.dropped.fetch_add(1, Ordering::Relaxed);
                 self.remove(&client.id);
+                false
             }
         }
     }
@@ -317,13 +314,11 @@ impl Broker {
         self.remove(&client.id);
     }
 
-    /// Open connections and their subscriptions.
+    /// Open connections and their subscriptions (counted when asked: a scrape is rare).
     pub(crate) fn sizes(&self) -> (usize, usize) {
-        let n = match self.clients.read() {
-            Ok(g) => g.len(),
-            Err(p) => p.into_inner().len(),
-        };
-        (n, self.subscriptions.load(Ordering::Relaxed))
+        let clients = self.clients();
+        let topics = clients.iter().map(|c| c.state().topics.len()).sum();
+        (clients.len(), topics)
     }
 
     /// Ends every stream (shutdown): clients reconnect to another backend.

@@ -83,11 +83,8 @@ fn reset_all(broker: &Broker, latest: u64) {
     broker.counters.resets.fetch_add(1, Ordering::Relaxed);
     let dispatched = broker.dispatched.load(Ordering::Relaxed);
     for c in broker.clients() {
-        let frame = reset_frame(&c.id, dispatched, latest);
         // A reset is not a topic: queued directly, after what the client already has.
-        tokio::spawn(async move {
-            let _ = c.send(frame).await;
-        });
+        broker.offer(&c, &reset_frame(&c.id, dispatched, latest));
     }
     broker.dispatched.store(latest, Ordering::Relaxed);
 }
@@ -114,12 +111,12 @@ pub(crate) async fn frames(
         rebind_auth(&c, event, id, clients);
     }
     // Group the subscriptions this event concerns by what they would see.
-    let mut groups: HashMap<(String, Arc<str>), Group> = HashMap::new();
+    let mut groups: HashMap<(Arc<str>, Arc<str>), Group> = HashMap::new();
     for client in clients {
         let st = client.state();
         for t in st.topics.iter().filter(|t| t.matches(&c.name, &c.id, id)) {
             groups
-                .entry((st.auth.key(), t.raw.clone()))
+                .entry((st.auth.key.clone(), t.raw.clone()))
                 .or_insert_with(|| (t.clone(), st.auth.clone(), Vec::new()))
                 .2
                 .push(client.clone());
@@ -214,10 +211,7 @@ fn rebind_auth(c: &Collection, event: &Event, id: &str, clients: &[Arc<Client>])
                 for f in c.fields.iter().filter(|f| f.hidden) {
                     record.remove(&f.name);
                 }
-                ClientAuth {
-                    auth: st.auth.auth.clone(),
-                    record: Some(record),
-                }
+                ClientAuth::new(st.auth.auth.clone(), Some(record))
             }
         });
     }
@@ -247,7 +241,7 @@ pub(crate) async fn replay(
     until: u64,
 ) {
     match engine.events().subscribe_after(from).await {
-        Ok(sub) => replay_range(&engine, &client, sub, until).await,
+        Ok(sub) => replay_range(&broker, &engine, &client, sub, until).await,
         Err(gone) => {
             broker.counters.resets.fetch_add(1, Ordering::Relaxed);
             let _ = client
@@ -277,7 +271,13 @@ pub(crate) async fn replay(
     }
 }
 
-async fn replay_range(engine: &Engine, client: &Arc<Client>, mut sub: Subscription, until: u64) {
+async fn replay_range(
+    broker: &Broker,
+    engine: &Engine,
+    client: &Arc<Client>,
+    mut sub: Subscription,
+    until: u64,
+) {
     let one = [client.clone()];
     while sub.last_seq() < until {
         let Some(Ok(event)) = sub.recv().await else {
@@ -291,6 +291,7 @@ async fn replay_range(engine: &Engine, client: &Arc<Client>, mut sub: Subscripti
             if !client.send(frame).await {
                 return;
             }
+            broker.counters.delivered.fetch_add(1, Ordering::Relaxed);
             let mut st = client.state();
             st.last_queued = st.last_queued.max(seq);
         }
@@ -308,8 +309,5 @@ pub(crate) async fn client_auth(engine: &Engine, auth: Auth) -> ClientAuth {
             serde_json::Map::new(),
         )
         .await;
-    ClientAuth {
-        auth: info.auth,
-        record: info.auth_record,
-    }
+    ClientAuth::new(info.auth, info.auth_record)
 }

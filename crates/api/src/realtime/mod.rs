@@ -153,14 +153,11 @@ async fn connect(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
     Ok(res)
 }
 
-/// One SSE connection's writer.
-struct Stream {
-    reg: Registration,
-    rx: tokio::sync::mpsc::Receiver<Arc<Frame>>,
-    first: Option<Bytes>,
-    /// One timer per stream, never reset by traffic (thousands of streams each taking a timer
-    /// per message would cost more than the messages): at each tick, a stream idle for the idle
-    /// timeout ends, and one that wrote nothing for half a tick gets a keep-alive comment.
+/// A connection's one timer, shared by its keep-alives and its idle timeout, never reset by
+/// traffic (thousands of streams each taking a timer per message would cost more than the
+/// messages): at each tick, a connection idle for the idle timeout ends, and one that wrote
+/// nothing for half a tick gets a keep-alive.
+pub(crate) struct Quiet {
     tick: std::pin::Pin<Box<tokio::time::Interval>>,
     keepalive: bool,
     idle_timeout: std::time::Duration,
@@ -168,6 +165,59 @@ struct Stream {
     last_message: Instant,
     /// When anything was last written.
     last_write: Instant,
+}
+
+/// What a tick asks of the connection.
+pub(crate) enum Due {
+    Nothing,
+    KeepAlive,
+    Idle,
+}
+
+impl Quiet {
+    pub(crate) fn new(settings: &pier_config::RealtimeConfig) -> Quiet {
+        let period = settings
+            .keepalive
+            .unwrap_or(settings.idle_timeout)
+            .min(settings.idle_timeout);
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let now = Instant::now();
+        Quiet {
+            tick: Box::pin(tick),
+            keepalive: settings.keepalive.is_some(),
+            idle_timeout: settings.idle_timeout,
+            last_message: now,
+            last_write: now,
+        }
+    }
+
+    /// An event was written.
+    pub(crate) fn message(&mut self) {
+        self.last_message = Instant::now();
+        self.last_write = self.last_message;
+    }
+
+    /// Waits for the next tick.
+    pub(crate) async fn tick(&mut self) -> Due {
+        self.tick.as_mut().tick().await;
+        if self.last_message.elapsed() >= self.idle_timeout {
+            Due::Idle
+        } else if self.keepalive && self.last_write.elapsed() >= self.tick.period() / 2 {
+            self.last_write = Instant::now();
+            Due::KeepAlive
+        } else {
+            Due::Nothing
+        }
+    }
+}
+
+/// One SSE connection's writer.
+struct Stream {
+    reg: Registration,
+    rx: tokio::sync::mpsc::Receiver<Arc<Frame>>,
+    first: Option<Bytes>,
+    quiet: Quiet,
     opened: Instant,
     sent: u64,
     /// The reconnect hint was written (at shutdown).
@@ -181,23 +231,12 @@ impl Stream {
         first: Bytes,
         settings: &pier_config::RealtimeConfig,
     ) -> Stream {
-        let period = settings
-            .keepalive
-            .unwrap_or(settings.idle_timeout)
-            .min(settings.idle_timeout);
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let now = Instant::now();
         Stream {
             reg,
             rx,
             first: Some(first),
-            tick: Box::pin(tick),
-            keepalive: settings.keepalive.is_some(),
-            idle_timeout: settings.idle_timeout,
-            last_message: now,
-            last_write: now,
-            opened: now,
+            quiet: Quiet::new(settings),
+            opened: Instant::now(),
             sent: 0,
             hinted: false,
         }
@@ -210,17 +249,14 @@ impl Stream {
         enum Woke {
             Closed,
             Frame(Option<Arc<Frame>>),
-            Tick,
+            Tick(Due),
         }
         let out = loop {
-            let woke = {
-                let mut tick = self.tick.as_mut();
-                tokio::select! {
-                    biased;
-                    () = self.reg.client.closed.cancelled() => Woke::Closed,
-                    f = self.rx.recv() => Woke::Frame(f),
-                    _ = tick.tick() => Woke::Tick,
-                }
+            let woke = tokio::select! {
+                biased;
+                () = self.reg.client.closed.cancelled() => Woke::Closed,
+                f = self.rx.recv() => Woke::Frame(f),
+                due = self.quiet.tick() => Woke::Tick(due),
             };
             match woke {
                 Woke::Closed if !self.hinted && self.reg.broker.shutdown.is_cancelled() => {
@@ -228,22 +264,14 @@ impl Stream {
                     self.hinted = true;
                     break Some(Bytes::from_static(b"retry:500\n\n"));
                 }
-                Woke::Closed | Woke::Frame(None) => break None,
+                Woke::Closed | Woke::Frame(None) | Woke::Tick(Due::Idle) => break None,
                 Woke::Frame(Some(f)) => {
-                    self.last_message = Instant::now();
-                    self.last_write = self.last_message;
+                    self.quiet.message();
                     self.sent += 1;
                     break Some(f.sse());
                 }
-                Woke::Tick => {
-                    if self.last_message.elapsed() >= self.idle_timeout {
-                        break None;
-                    }
-                    if self.keepalive && self.last_write.elapsed() >= self.tick.period() / 2 {
-                        self.last_write = Instant::now();
-                        break Some(Bytes::from_static(b":\n\n"));
-                    }
-                }
+                Woke::Tick(Due::KeepAlive) => break Some(Bytes::from_static(b":\n\n")),
+                Woke::Tick(Due::Nothing) => {}
             }
         };
         match out {
@@ -273,21 +301,30 @@ async fn subscribe(
         .client(&form.client_id)
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "Missing or invalid client id."))?;
     let engine = state.engine().await?;
+    bind_auth(&engine, &client, auth).await?;
+    let resume = form
+        .last_event_id
+        .or_else(|| client.state().resume_after.take());
+    set_topics(broker, &engine, &client, form.topics(), resume);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Binds a request's caller to a client, as PocketBase allows: a guest may become a user (or
+/// stay who it is), never another user.
+pub(crate) async fn bind_auth(
+    engine: &pier_records::Engine,
+    client: &broker::Client,
+    auth: pier_records::Auth,
+) -> Result<(), ApiError> {
     let bound = client.state().auth.auth.clone();
     if bound != pier_records::Auth::Guest && bound != auth {
         return Err(ApiError::forbidden(
             "The current and the previous request authorization don't match.",
         ));
     }
-    let auth = Arc::new(dispatch::client_auth(&engine, auth).await);
-    let topics = form.topics();
-    let resume = {
-        let mut st = client.state();
-        st.auth = auth;
-        form.last_event_id.or(st.resume_after.take())
-    };
-    set_topics(broker, &engine, &client, topics, resume);
-    Ok(StatusCode::NO_CONTENT)
+    let auth = Arc::new(dispatch::client_auth(engine, auth).await);
+    client.state().auth = auth;
+    Ok(())
 }
 
 /// Replaces a client's topics; with `resume`, first replays what it missed after that number.
@@ -300,7 +337,7 @@ pub(crate) fn set_topics(
 ) {
     let plan = {
         let _guard = dispatch::lock(&broker.dispatch);
-        broker.set_topics(client, topics);
+        client.state().topics = topics;
         resume.map(|after| dispatch::begin_replay(broker, client, after))
     };
     if let Some((from, until)) = plan {
@@ -312,6 +349,13 @@ pub(crate) fn set_topics(
             until,
         ));
     }
+}
+
+fn bad_form() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "Something went wrong while processing your request.",
+    )
 }
 
 /// The subscribe body, checked as PocketBase checks it.
@@ -332,20 +376,23 @@ impl Form {
     }
 
     fn parse(body: &[u8], settings: &pier_config::RealtimeConfig) -> Result<Form, ApiError> {
-        let bad = || {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "Something went wrong while processing your request.",
-            )
-        };
         let v: Value = if body.iter().all(u8::is_ascii_whitespace) {
             Value::Object(serde_json::Map::new())
         } else {
-            serde_json::from_slice(body).map_err(|_| bad())?
+            serde_json::from_slice(body).map_err(|_| bad_form())?
         };
         let Value::Object(o) = v else {
-            return Err(bad());
+            return Err(bad_form());
         };
+        Form::from_object(&o, settings)
+    }
+
+    /// The form from a JSON object (the `POST` body, or a WebSocket message).
+    fn from_object(
+        o: &serde_json::Map<String, Value>,
+        settings: &pier_config::RealtimeConfig,
+    ) -> Result<Form, ApiError> {
+        let bad = bad_form;
         let client_id = match o.get("clientId") {
             None | Some(Value::Null) => String::new(),
             Some(Value::String(s)) => s.clone(),

@@ -43,9 +43,8 @@ pub(crate) async fn upgrade(
 async fn run(mut socket: WebSocket, broker: Arc<Broker>, engine: Arc<Engine>, auth: Auth) {
     let (reg, mut rx) = broker.connect(None);
     let client = reg.client.clone();
-    if auth != Auth::Guest {
-        client.state().auth = Arc::new(dispatch::client_auth(&engine, auth).await);
-    }
+    // A fresh client: binding cannot be refused.
+    let _ = super::bind_auth(&engine, &client, auth).await;
     let hello = Frame::new(
         0,
         &client.id,
@@ -56,16 +55,14 @@ async fn run(mut socket: WebSocket, broker: Arc<Broker>, engine: Arc<Engine>, au
         return;
     }
     tracing::info!(client = %client.id, "realtime websocket opened");
-    let settings = broker.settings.clone();
-    let mut last_message = tokio::time::Instant::now();
+    let mut quiet = super::Quiet::new(&broker.settings);
     loop {
-        let keepalive = settings.keepalive;
         let out = tokio::select! {
             biased;
             () = client.closed.cancelled() => break,
             f = rx.recv() => match f {
                 Some(f) => {
-                    last_message = tokio::time::Instant::now();
+                    quiet.message();
                     Message::Text(text(f.ws()))
                 }
                 None => break,
@@ -81,13 +78,11 @@ async fn run(mut socket: WebSocket, broker: Arc<Broker>, engine: Arc<Engine>, au
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                 Some(Ok(Message::Close(_)) | Err(_)) | None => break,
             },
-            () = tokio::time::sleep_until(last_message + settings.idle_timeout) => break,
-            () = async {
-                match keepalive {
-                    Some(k) => tokio::time::sleep(k).await,
-                    None => std::future::pending().await,
-                }
-            } => Message::Ping(Bytes::new()),
+            due = quiet.tick() => match due {
+                super::Due::Idle => break,
+                super::Due::KeepAlive => Message::Ping(Bytes::new()),
+                super::Due::Nothing => continue,
+            },
         };
         if socket.send(out).await.is_err() {
             break;
@@ -151,13 +146,6 @@ async fn handle(
         "auth" => {
             let token = m.get("token").and_then(Value::as_str).unwrap_or_default();
             let auth = engine.authenticate(token).await;
-            let bound = client.state().auth.auth.clone();
-            if bound != Auth::Guest && bound != auth {
-                return error(
-                    403,
-                    "The current and the previous request authorization don't match.",
-                );
-            }
             let who = match &auth {
                 Auth::Guest => Value::Null,
                 Auth::Superuser { id } => {
@@ -167,7 +155,9 @@ async fn handle(
                     json!({"collectionId": collection_id, "id": id})
                 }
             };
-            client.state().auth = Arc::new(dispatch::client_auth(engine, auth).await);
+            if let Err(e) = super::bind_auth(engine, client, auth).await {
+                return from_api(&e);
+            }
             json!({"type": "auth", "auth": who})
         }
         "subscribe" | "resume" => {
@@ -181,8 +171,7 @@ async fn handle(
                 m.insert("subscriptions".into(), Value::Array(topics));
             }
             m.insert("clientId".into(), Value::from(client.id.clone()));
-            let form = match Form::parse(Value::Object(m).to_string().as_bytes(), &broker.settings)
-            {
+            let form = match Form::from_object(&m, &broker.settings) {
                 Ok(f) => f,
                 Err(e) => return from_api(&e),
             };
