@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::helpers::{Server, get, pier, run};
+use crate::helpers::{Server, gateway, get, pier, run};
 
 fn healthcheck(dir: &std::path::Path, addr: &str) -> Option<i32> {
     let mut cmd = pier(dir);
@@ -30,17 +30,8 @@ fn a_draining_backend_fails_readiness_keeps_serving_and_the_gateway_moves_off_it
         b.base_url.trim_start_matches("http://").to_owned(),
     );
     assert_eq!(healthcheck(dir.path(), &a_addr), Some(0));
-    let mut cmd = pier(dir.path());
-    cmd.args([
-        "gateway",
-        "--http",
-        "127.0.0.1:0",
-        "--upstream",
-        &a.base_url,
-        "--upstream",
-        &b.base_url,
-    ])
-    .env("PIER_GATEWAY__HEALTH_INTERVAL_MILLISECONDS", "60000");
+    let mut cmd = gateway(dir.path(), &[&a.base_url, &b.base_url]);
+    cmd.env("PIER_GATEWAY__HEALTH_INTERVAL_MILLISECONDS", "60000");
     let mut gw = Server::start(cmd);
 
     let rt = tokio::runtime::Builder::new_multi_thread()

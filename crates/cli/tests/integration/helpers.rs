@@ -14,6 +14,16 @@ pub(crate) fn pier(dir: &Path) -> Command {
     c
 }
 
+/// `pier gateway` on port 0 in `dir`, in front of `upstreams` (more flags may follow).
+pub(crate) fn gateway(dir: &Path, upstreams: &[&str]) -> Command {
+    let mut c = pier(dir);
+    c.args(["gateway", "--http", "127.0.0.1:0"]);
+    for u in upstreams {
+        c.args(["--upstream", u]);
+    }
+    c
+}
+
 /// Output of a finished command, as text.
 pub(crate) struct Outcome {
     pub(crate) code: Option<i32>,

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::helpers::{Server, get, pier, run, send};
+use crate::helpers::{Server, gateway, get, pier, run, send};
 
 #[test]
 fn serve_on_port_zero_reports_the_address_and_stops_cleanly_on_sigterm() {
@@ -298,19 +298,9 @@ fn pier_gateway_fronts_backends_and_loses_no_request_when_one_is_killed() {
     };
     let b1 = backend("b1");
     let mut b2 = backend("b2");
-    let mut cmd = pier(dir.path());
-    cmd.args([
-        "gateway",
-        "--http",
-        "127.0.0.1:0",
-        "--upstream",
-        &b1.base_url,
-        "--upstream",
-        &b2.base_url,
-        "--public-dir",
-        "public",
-    ])
-    .env("PIER_GATEWAY__HEALTH_INTERVAL_MILLISECONDS", "200");
+    let mut cmd = gateway(dir.path(), &[&b1.base_url, &b2.base_url]);
+    cmd.args(["--public-dir", "public"])
+        .env("PIER_GATEWAY__HEALTH_INTERVAL_MILLISECONDS", "200");
     let mut gw = Server::start(cmd);
     assert_eq!(
         get(&format!("{}/", gw.base_url)),

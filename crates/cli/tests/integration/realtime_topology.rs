@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::helpers::{Server, pier, run, send};
+use crate::helpers::{Server, gateway, pier, run, send};
 use crate::realtime::Sse;
 
 #[test]
@@ -45,17 +45,7 @@ fn events_written_through_one_backend_reach_subscribers_on_every_backend() {
     };
     let mut a = backend("a");
     let mut b = backend("b");
-    let mut cmd = pier(dir.path());
-    cmd.args([
-        "gateway",
-        "--http",
-        "127.0.0.1:0",
-        "--upstream",
-        &a.base_url,
-        "--upstream",
-        &b.base_url,
-    ]);
-    let mut gw = Server::start(cmd);
+    let mut gw = Server::start(gateway(dir.path(), &[&a.base_url, &b.base_url]));
 
     let (st, auth) = send(
         "POST",
