@@ -3,13 +3,13 @@
 //!
 //! Only this crate reads environment variables. Every error names the key, where its value came
 //! from and what was expected. Secrets (`database.url`, `database.password`, `metrics.token`,
-//! `apis.<name>.key`) are also accepted from a file: `NAME_FILE=/path` in the environment or
+//! `apis.<name>.key`, `smtp.password`) are also accepted from a file: `NAME_FILE=/path` in the environment or
 //! `<key>_file = "/path"` in `pier.toml`; they are never printed.
 //!
 //! # Layout
 //! - `source`, `load`, `raw`: where values come from, the merged layers, and their raw shape.
 //! - `validate`: the layers become a [`Config`] (`model`), every bad value named with its key.
-//! - `database`, `gateway`, `tls`, `files`, `realtime`, `net`: the sections with rules of their
+//! - `database`, `gateway`, `tls`, `files`, `realtime`, `smtp`, `net`: the sections with rules of their
 //!   own.
 #![deny(clippy::unwrap_used)]
 
@@ -22,6 +22,7 @@ mod model;
 mod net;
 mod raw;
 mod realtime;
+mod smtp;
 mod source;
 mod tls;
 mod validate;
@@ -40,5 +41,6 @@ pub use net::IpNet;
 pub use raw::{AppEnv, Durability, PgTlsMode};
 pub use realtime::RealtimeConfig;
 pub use secrecy::SecretString;
+pub use smtp::SmtpConfig;
 pub use source::{Env, Flag, Source};
 pub use tls::{AcmeConfig, CertificateFiles, TlsConfig, TlsMode, acme_files, dev_files};

@@ -160,6 +160,8 @@ fn is_optional_key(key: &str) -> bool {
             | "tls.acme_eab_hmac_key"
             | "backups.alert_webhook"
             | "files.s3.secret"
+            | "smtp.password"
+            | "smtp.ca_file"
     )
 }
 

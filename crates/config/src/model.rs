@@ -235,6 +235,7 @@ pub struct Config {
     pub events: EventsConfig,
     pub files: crate::files::FilesConfig,
     pub realtime: crate::realtime::RealtimeConfig,
+    pub smtp: crate::smtp::SmtpConfig,
     pub apis: Vec<OutsideApi>,
     pub gateway: GatewayConfig,
     pub tls: crate::tls::TlsConfig,

@@ -62,6 +62,7 @@ pub(crate) struct RawConfig {
     pub(crate) events: RawEvents,
     pub(crate) files: crate::files::RawFiles,
     pub(crate) realtime: crate::realtime::RawRealtime,
+    pub(crate) smtp: crate::smtp::RawSmtp,
     /// Outside APIs, by name (`API_URL_<NAME>`, `API_KEY_<NAME>`).
     pub(crate) apis: BTreeMap<String, RawApi>,
     pub(crate) gateway: crate::gateway::RawGateway,
@@ -298,5 +299,6 @@ pub(crate) fn is_secret(path: &str) -> bool {
             | "tls.acme_eab_hmac_key"
             | "backups.alert_webhook"
             | "files.s3.secret"
+            | "smtp.password"
     ) || (path.starts_with("apis.") && path.ends_with(".key"))
 }

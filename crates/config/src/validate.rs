@@ -236,6 +236,7 @@ pub(crate) fn validate(raw: RawConfig, layers: Layers, role: Role) -> Result<Con
 
     let files = crate::files::validate(&raw.files, &layers)?;
     let realtime = crate::realtime::validate(&raw.realtime, &layers)?;
+    let smtp = crate::smtp::validate(&raw.smtp, &layers)?;
 
     let mut apis = Vec::new();
     for (name, api) in &raw.apis {
@@ -319,6 +320,7 @@ pub(crate) fn validate(raw: RawConfig, layers: Layers, role: Role) -> Result<Con
         events,
         files,
         realtime,
+        smtp,
         apis,
         resolved: Arc::new(raw),
         layers: Arc::new(layers),
