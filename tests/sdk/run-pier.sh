@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the SDK suites (conformance.mjs, files.mjs, realtime.mjs) against pier: the same script that passes
-# against the real PocketBase (run-pocketbase.sh), so pier's results are directly comparable.
+# Runs the SDK suites (conformance.mjs, files.mjs, realtime.mjs, mail.mjs) against pier: the same
+# script that passes against the real PocketBase (run-pocketbase.sh), so pier's results are
+# directly comparable.
 #
 # Usage: tests/sdk/run-pier.sh
 #
@@ -21,11 +22,18 @@
 #                        by `cargo build -p pier-testkit --bin pier-s3-test-server`).
 #   PB_SUPERUSER_EMAIL / PB_SUPERUSER_PASSWORD   superuser to create (defaults below)
 #   CONFORMANCE_FILTER   regex: run only the checks whose name matches
-#   SDK_SUITES           the suites to run (default: conformance files realtime)
+#   SDK_SUITES           the suites to run (default: conformance files realtime mail)
+#   SMTP_PYTHON          the Python that runs the SMTP server for `mail` (default: the first of
+#                        python3, /usr/bin/python3 that can import aiosmtpd; Debian: python3-aiosmtpd)
 #   KEEP_DATA=1          keep the temporary data dir (and server log) for inspection
 #   READY_TIMEOUT        seconds to wait for /api/health (default 30)
 #
-# Only 127.0.0.1 is used; the port is picked free at start. The server is stopped on exit.
+# When the suites include `mail`, a real SMTP server (aiosmtpd, plain SMTP, no TLS, no auth) is
+# started on 127.0.0.1 with a Maildir handler, and SMTP_HOST, SMTP_PORT and MAILDIR (whose new/
+# gets one file per message) are exported for the suite, which points the server's SMTP settings
+# at it.
+#
+# Only 127.0.0.1 is used; the ports are picked free at start. The servers are stopped on exit.
 set -euo pipefail
 
 SDK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -62,10 +70,12 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/pier-conformance-XXXXXX")
 DATA="$WORK/pier_data"
 LOG="$WORK/server.log"
 SERVER_PID=""
+SMTP_PID=""
 S3_PID=""
 
 cleanup() {
   local rc=$?
+  if [[ -n "$SMTP_PID" ]]; then kill -TERM "$SMTP_PID" 2>/dev/null || true; wait "$SMTP_PID" 2>/dev/null || true; fi
   if [[ -n "$S3_PID" ]]; then kill -TERM "$S3_PID" 2>/dev/null || true; wait "$S3_PID" 2>/dev/null || true; fi
   if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
     kill -TERM "$SERVER_PID" 2>/dev/null || true
@@ -129,9 +139,41 @@ if ! node -e '
 fi
 say "pier (pid $SERVER_PID) is up at $PB_URL"
 
+# --- the SMTP server, when the mail suite runs ------------------------------------------------
+SUITES=${SDK_SUITES:-conformance files realtime mail}
+if [[ " $SUITES " == *" mail "* ]]; then
+  SMTP_PY=${SMTP_PYTHON:-}
+  if [[ -z "$SMTP_PY" ]]; then
+    for py in python3 /usr/bin/python3; do
+      if command -v "$py" >/dev/null && "$py" -c 'import aiosmtpd' 2>/dev/null; then SMTP_PY=$py; break; fi
+    done
+  fi
+  [[ -n "$SMTP_PY" ]] || { say "no Python with aiosmtpd found for the mail suite (apt-get install python3-aiosmtpd, or set SMTP_PYTHON)"; exit 2; }
+  SMTP_PORT=$PORT
+  while [[ "$SMTP_PORT" == "$PORT" ]]; do
+    SMTP_PORT=$(node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
+  done
+  # all three Maildir folders: the handler creates them only when the folder itself is missing
+  mkdir -p "$WORK/maildir/new" "$WORK/maildir/cur" "$WORK/maildir/tmp"
+  "$SMTP_PY" -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" -c aiosmtpd.handlers.Mailbox "$WORK/maildir" >"$WORK/smtp.log" 2>&1 &
+  SMTP_PID=$!
+  if ! node -e '
+    const net = require("net"), port = Number(process.argv[1]), deadline = Date.now() + 10000;
+    (function attempt() {
+      const c = net.connect(port, "127.0.0.1", () => { c.destroy(); process.exit(0); });
+      c.on("error", () => { if (Date.now() > deadline) process.exit(1); setTimeout(attempt, 50); });
+    })();' "$SMTP_PORT"; then
+    say "the SMTP server did not start on 127.0.0.1:$SMTP_PORT; its log:"
+    cat "$WORK/smtp.log" >&2 || true
+    exit 1
+  fi
+  export SMTP_HOST=127.0.0.1 SMTP_PORT MAILDIR="$WORK/maildir"
+  say "SMTP server (aiosmtpd, pid $SMTP_PID) at 127.0.0.1:$SMTP_PORT, mail in $MAILDIR/new"
+fi
+
 set +e
 status=0
-for suite in ${SDK_SUITES:-conformance files realtime}; do
+for suite in $SUITES; do
   node "$SDK_DIR/$suite.mjs" || status=$?
 done
 set -e

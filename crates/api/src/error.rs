@@ -113,6 +113,7 @@ impl From<RecordError> for ApiError {
                 retry_after: Some(retry_after_seconds),
                 ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests.")
             },
+            RecordError::Throttled(m) => ApiError::new(StatusCode::TOO_MANY_REQUESTS, m),
             RecordError::Storage(s) => ApiError::from(s),
             other => ApiError::internal(other.to_string()),
         }

@@ -4,11 +4,13 @@
 //! (`{"data":{},"message":"…","status":404}`); 5xx bodies never carry internals.
 #![deny(clippy::unwrap_used)]
 
+mod auth_flows;
 mod backups;
 mod batch;
 mod error;
 mod files;
 mod health;
+mod mail;
 mod ops;
 mod realtime;
 mod records;
@@ -34,6 +36,8 @@ pub fn router(state: AppState) -> Router {
         .merge(records::router(upload_limit))
         .merge(batch::router())
         .merge(settings::router())
+        .merge(mail::router())
+        .merge(auth_flows::router())
         .merge(backups::router())
         .merge(files::router())
         .merge(tus::router())

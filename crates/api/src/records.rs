@@ -149,7 +149,7 @@ async fn multipart_object<S: Send + Sync>(req: Request, state: &S) -> Result<Jso
     Ok(JsonObject(out))
 }
 
-fn ok_json(v: Value) -> Response {
+pub(crate) fn ok_json(v: Value) -> Response {
     (StatusCode::OK, axum::Json(v)).into_response()
 }
 
@@ -261,7 +261,8 @@ async fn truncate_collection(
 async fn auth_with_password(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    peer: PeerAddr,
+    Query(query): Query<HashMap<String, String>>,
+    crate::auth_flows::Client(origin): crate::auth_flows::Client,
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
     let engine = state.engine().await?;
@@ -289,10 +290,11 @@ async fn auth_with_password(
             fields: errors,
         }));
     }
-    let (token, record) = engine
-        .auth_with_password(&c, identity, password, &peer.0)
+    let mfa_id = crate::auth_flows::mfa_id(&body, &query);
+    let result = engine
+        .auth_with_password(&c, identity, password, mfa_id, &origin)
         .await?;
-    Ok(ok_json(json!({"token": token, "record": record})))
+    crate::auth_flows::sign_in_response(&state, &engine, &c, result).await
 }
 
 fn list_query(q: &HashMap<String, String>) -> Result<ListQuery, ApiError> {
@@ -545,7 +547,7 @@ async fn auth_methods(
 }
 
 /// The client's address as a string (`unknown` when the server was not given it).
-pub(crate) struct PeerAddr(String);
+pub(crate) struct PeerAddr(pub(crate) String);
 
 impl<S: Send + Sync> FromRequestParts<S> for PeerAddr {
     type Rejection = ApiError;

@@ -1,5 +1,7 @@
 //! `GET/PATCH /api/settings`: PocketBase's settings object, with the parts pier acts on stored
-//! and the rest reported as pier behaves (S3, SMTP, rate limits… off).
+//! (the app's name and address, the mail sender and SMTP server, batch requests) and the rest
+//! reported as pier behaves (S3 from the configuration, rate limits… off). The SMTP password is
+//! write-only: stored, never reported.
 //!
 //! A PATCH may send back any value GET reported, unchanged: PocketBase's dashboard and SDK
 //! send whole sections back. A value that asks for something pier does not do (`s3.enabled:
@@ -28,6 +30,13 @@ const STORED: &[&str] = &[
     "meta.accentColor",
     "batch.enabled",
     "batch.maxRequests",
+    "smtp.enabled",
+    "smtp.host",
+    "smtp.port",
+    "smtp.username",
+    "smtp.authMethod",
+    "smtp.tls",
+    "smtp.localName",
 ];
 
 /// Write-only keys PocketBase accepts and never reports (secrets); blank is the only value
@@ -87,7 +96,6 @@ fn not_supported(section: &str) -> &'static str {
         "s3" => {
             "pier's file storage is configured in pier.toml ([files.s3], or PIER_FILES__S3__* in the environment), not through the settings API."
         }
-        "smtp" => "pier sends no email yet; SMTP is not supported.",
         "backups" => {
             "pier's backups are configured in pier.toml ([backups]), not through the settings API."
         }
@@ -110,8 +118,19 @@ fn s3_off() -> Value {
     json!({"enabled": false, "bucket": "", "region": "", "endpoint": "", "accessKey": "", "forcePathStyle": false})
 }
 
-/// GET's answer before anything is saved: PocketBase's sections, with pier's behaviour.
-fn default_settings() -> Value {
+/// GET's answer before anything is saved: PocketBase's sections, with pier's behaviour; the
+/// SMTP server is the configuration's `[smtp]`.
+fn default_settings(smtp: &pier_config::SmtpConfig) -> Value {
+    let mut settings = base_settings();
+    settings["smtp"] = json!({
+        "enabled": smtp.enabled, "port": smtp.port, "host": smtp.host,
+        "username": smtp.username, "authMethod": smtp.auth_method, "tls": smtp.tls,
+        "localName": smtp.local_name,
+    });
+    settings
+}
+
+fn base_settings() -> Value {
     json!({
         "meta": {"appName": "pier", "appURL": "", "senderName": "", "senderAddress": "", "hideControls": false, "accentColor": ""},
         "batch": {"enabled": false, "maxRequests": 50, "timeout": 3, "maxBodySize": 0},
@@ -127,6 +146,12 @@ fn default_settings() -> Value {
 
 /// Loads the saved settings over the defaults; only stored keys are taken from the database.
 pub(crate) async fn load_settings(state: &AppState) -> Result<Value, ApiError> {
+    Ok(load_with_secrets(state).await?.0)
+}
+
+/// The settings as [`load_settings`] reports them, and the saved SMTP password (blank when none
+/// was saved: the configuration's then applies).
+pub(crate) async fn load_with_secrets(state: &AppState) -> Result<(Value, String), ApiError> {
     let rows = state
         .store()
         .query(
@@ -134,7 +159,8 @@ pub(crate) async fn load_settings(state: &AppState) -> Result<Value, ApiError> {
             vec![SETTINGS_KEY.into()],
         )
         .await?;
-    let mut settings = default_settings();
+    let mut settings = default_settings(state.smtp_config());
+    let mut password = String::new();
     if let Some(s3) = state.s3_settings() {
         settings["s3"] = json!({
             "enabled": true, "bucket": s3.bucket, "region": s3.region, "endpoint": s3.endpoint,
@@ -154,8 +180,11 @@ pub(crate) async fn load_settings(state: &AppState) -> Result<Value, ApiError> {
                 settings[section][key] = v.clone();
             }
         }
+        if let Some(p) = saved["smtp"]["password"].as_str() {
+            p.clone_into(&mut password);
+        }
     }
-    Ok(settings)
+    Ok((settings, password))
 }
 
 async fn view_settings(
@@ -172,12 +201,25 @@ async fn update_settings(
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
     require_superuser(&auth)?;
-    let mut settings = load_settings(&state).await?;
+    let (mut settings, mut password) = load_with_secrets(&state).await?;
+    let mut body = body;
+    // The SMTP password is write-only: a blank one keeps the saved one.
+    if let Some(Value::Object(smtp)) = body.get_mut("smtp")
+        && let Some(p) = smtp.remove("password")
+        && let Some(p) = p.as_str().filter(|p| !p.is_empty())
+    {
+        p.clone_into(&mut password);
+    }
     let mut errors = Map::new();
     for (section, given) in &body {
         if let Some(error) = apply_section(&mut settings, section, given) {
             errors.insert(section.clone(), error);
         }
+    }
+    if !errors.contains_key("smtp")
+        && let Some(e) = check_smtp(&settings["smtp"])
+    {
+        errors.insert("smtp".into(), e);
     }
     if !errors.is_empty() {
         return Err(ApiError::from(RecordError::Validation {
@@ -185,7 +227,11 @@ async fn update_settings(
             fields: errors,
         }));
     }
-    let text = settings.to_string();
+    let mut saved = settings.clone();
+    if !password.is_empty() {
+        saved["smtp"]["password"] = Value::String(password);
+    }
+    let text = saved.to_string();
     state
         .store()
         .execute(
@@ -195,6 +241,36 @@ async fn update_settings(
         )
         .await?;
     Ok(axum::Json(settings).into_response())
+}
+
+/// PocketBase's checks of an enabled SMTP section: a host, a port, PLAIN or LOGIN.
+fn check_smtp(smtp: &Value) -> Option<Value> {
+    if smtp["enabled"] != Value::Bool(true) {
+        return None;
+    }
+    let mut errors = Map::new();
+    if smtp["host"].as_str().is_none_or(|h| h.trim().is_empty()) {
+        errors.insert(
+            "host".into(),
+            error("validation_required", "Cannot be blank."),
+        );
+    }
+    if !smtp["port"]
+        .as_u64()
+        .is_some_and(|p| (1..=65535).contains(&p))
+    {
+        errors.insert(
+            "port".into(),
+            error("validation_required", "Cannot be blank."),
+        );
+    }
+    if !matches!(smtp["authMethod"].as_str(), Some("" | "PLAIN" | "LOGIN")) {
+        errors.insert(
+            "authMethod".into(),
+            error("validation_in_invalid", "Must be a valid value."),
+        );
+    }
+    (!errors.is_empty()).then_some(Value::Object(errors))
 }
 
 /// Applies one section of a PATCH to `settings`; returns its error, in PocketBase's nesting:
@@ -289,7 +365,7 @@ mod tests {
 
     #[test]
     fn what_get_reports_can_be_sent_back() {
-        let mut settings = default_settings();
+        let mut settings = default_settings(&pier_config::SmtpConfig::default());
         let reported = settings.clone();
         for (section, value) in reported.as_object().unwrap() {
             assert_eq!(
@@ -303,7 +379,7 @@ mod tests {
 
     #[test]
     fn a_value_pier_does_not_act_on_is_refused_naming_its_section() {
-        let mut settings = default_settings();
+        let mut settings = default_settings(&pier_config::SmtpConfig::default());
         let e = apply_section(&mut settings, "s3", &json!({"enabled": true})).unwrap();
         assert_eq!(e["code"], "validation_not_supported");
         // Blank secrets and unchanged values ask for nothing.
@@ -323,6 +399,9 @@ mod tests {
         assert_eq!(e["code"], "validation_unknown_setting");
         let e = apply_section(&mut settings, "meta", &json!({"colour": "red"})).unwrap();
         assert_eq!(e["colour"]["code"], "validation_unknown_setting");
-        assert_eq!(settings, default_settings());
+        assert_eq!(
+            settings,
+            default_settings(&pier_config::SmtpConfig::default())
+        );
     }
 }

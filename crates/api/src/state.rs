@@ -41,6 +41,9 @@ struct Inner {
     uploads_dir: std::path::PathBuf,
     /// Realtime clients.
     realtime: Arc<crate::Broker>,
+    /// Outgoing mail, and the `[smtp]` server the settings start from.
+    mailer: pier_mail::Mailer,
+    smtp: pier_config::SmtpConfig,
 }
 
 impl AppState {
@@ -55,6 +58,8 @@ impl AppState {
     ) -> AppState {
         let realtime = Arc::new(crate::Broker::new(config.realtime.clone()));
         metrics.register(crate::realtime::metrics(&realtime));
+        let mailer = pier_mail::Mailer::default();
+        metrics.register(crate::mail::metrics(&mailer));
         AppState {
             inner: Arc::new(Inner {
                 store,
@@ -82,6 +87,8 @@ impl AppState {
                 upload_limit: config.files.upload_limit,
                 uploads_dir: config.paths.data_dir.join("uploads"),
                 realtime,
+                mailer,
+                smtp: config.smtp.clone(),
             }),
         }
     }
@@ -120,6 +127,16 @@ impl AppState {
     /// The realtime clients of this process.
     pub fn realtime(&self) -> &Arc<crate::Broker> {
         &self.inner.realtime
+    }
+
+    /// Outgoing mail.
+    pub(crate) fn mailer(&self) -> &pier_mail::Mailer {
+        &self.inner.mailer
+    }
+
+    /// The `[smtp]` section of the configuration.
+    pub(crate) fn smtp_config(&self) -> &pier_config::SmtpConfig {
+        &self.inner.smtp
     }
 
     /// Where uploaded files are kept.

@@ -28,6 +28,9 @@ pub enum RecordError {
     /// Too many failed attempts; retry after the given number of seconds.
     #[error("too many attempts")]
     TooManyAttempts { retry_after_seconds: u64 },
+    /// Too many attempts at something, with the message to give (429).
+    #[error("{0}")]
+    Throttled(String),
     /// Storage failed.
     #[error(transparent)]
     Storage(StorageError),

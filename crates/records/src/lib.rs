@@ -32,7 +32,7 @@ mod records;
 mod schema;
 mod values;
 
-pub use auth::{Auth, TokenClaims};
+pub use auth::{AppInfo, Auth, Letter, LetterKind, Origin, SignIn, TokenClaims, sample_letter};
 pub use collections::SUPERUSERS_ID;
 pub use engine::Engine;
 pub use error::RecordError;
@@ -43,3 +43,4 @@ pub use query::RequestInfo;
 pub use records::{
     EventRule, ListQuery, ListResult, RemovedFile, Upload, max_file_size, project, upload_too_large,
 };
+pub use values::is_email;

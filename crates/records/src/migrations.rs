@@ -74,4 +74,64 @@ pub const MIGRATIONS: &[Migration] = &[
                  );
                  INSERT INTO _events_head (id, seq) VALUES (1, 0);",
     },
+    Migration {
+        version: 5,
+        name: "one-time passwords, MFA sessions and sign-in origins",
+        sqlite: "CREATE TABLE _otps (
+                     id TEXT PRIMARY KEY NOT NULL,
+                     \"collectionRef\" TEXT NOT NULL,
+                     \"recordRef\" TEXT NOT NULL,
+                     password TEXT NOT NULL,
+                     \"sentTo\" TEXT NOT NULL DEFAULT '',
+                     attempts INTEGER NOT NULL DEFAULT 0,
+                     created INTEGER NOT NULL
+                 );
+                 CREATE INDEX _otps_created ON _otps (created);
+                 CREATE TABLE _mfas (
+                     id TEXT PRIMARY KEY NOT NULL,
+                     \"collectionRef\" TEXT NOT NULL,
+                     \"recordRef\" TEXT NOT NULL,
+                     method TEXT NOT NULL,
+                     created INTEGER NOT NULL
+                 );
+                 CREATE INDEX _mfas_created ON _mfas (created);
+                 CREATE TABLE \"_authOrigins\" (
+                     id TEXT PRIMARY KEY NOT NULL,
+                     \"collectionRef\" TEXT NOT NULL,
+                     \"recordRef\" TEXT NOT NULL,
+                     fingerprint TEXT NOT NULL,
+                     created INTEGER NOT NULL,
+                     updated INTEGER NOT NULL
+                 );
+                 CREATE UNIQUE INDEX \"_authOrigins_fingerprint\"
+                     ON \"_authOrigins\" (\"collectionRef\", \"recordRef\", fingerprint);",
+        postgres: "CREATE TABLE _otps (
+                     id TEXT PRIMARY KEY NOT NULL,
+                     \"collectionRef\" TEXT NOT NULL,
+                     \"recordRef\" TEXT NOT NULL,
+                     password TEXT NOT NULL,
+                     \"sentTo\" TEXT NOT NULL DEFAULT '',
+                     attempts BIGINT NOT NULL DEFAULT 0,
+                     created BIGINT NOT NULL
+                 );
+                 CREATE INDEX _otps_created ON _otps (created);
+                 CREATE TABLE _mfas (
+                     id TEXT PRIMARY KEY NOT NULL,
+                     \"collectionRef\" TEXT NOT NULL,
+                     \"recordRef\" TEXT NOT NULL,
+                     method TEXT NOT NULL,
+                     created BIGINT NOT NULL
+                 );
+                 CREATE INDEX _mfas_created ON _mfas (created);
+                 CREATE TABLE \"_authOrigins\" (
+                     id TEXT PRIMARY KEY NOT NULL,
+                     \"collectionRef\" TEXT NOT NULL,
+                     \"recordRef\" TEXT NOT NULL,
+                     fingerprint TEXT NOT NULL,
+                     created BIGINT NOT NULL,
+                     updated BIGINT NOT NULL
+                 );
+                 CREATE UNIQUE INDEX \"_authOrigins_fingerprint\"
+                     ON \"_authOrigins\" (\"collectionRef\", \"recordRef\", fingerprint);",
+    },
 ];

@@ -170,8 +170,10 @@ impl Collection {
     /// The JSON shown to superusers: everything but secrets.
     pub fn to_public_json(&self) -> Value {
         let mut v = serde_json::to_value(self).unwrap_or(Value::Null);
-        if let Some(Value::Object(t)) = v.get_mut("authToken") {
-            t.remove("secret");
+        if self.kind == CollectionType::Auth
+            && let Value::Object(m) = &mut v
+        {
+            crate::collections::public_auth_options(m);
         }
         v
     }

@@ -101,7 +101,7 @@ pub(crate) fn stored_list(field: &Field, v: Option<&Db>) -> Vec<String> {
     }
 }
 
-fn is_email(s: &str) -> bool {
+pub fn is_email(s: &str) -> bool {
     let Some((local, domain)) = s.rsplit_once('@') else {
         return false;
     };

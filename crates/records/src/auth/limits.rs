@@ -1,4 +1,5 @@
-//! Failed-login limits: a fixed window per key (an identity, a client address).
+//! Failed-login limits, and limits on mails sent: a fixed window per key (an identity, a
+//! client address, an address mailed).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -12,13 +13,37 @@ const WINDOW: Duration = Duration::from_secs(60);
 /// Entries kept before old windows are swept.
 const SWEEP_AT: usize = 10_000;
 
+/// How long after a verification or reset mail the next one to the same address waits, as
+/// PocketBase waits.
+const RESEND_AFTER: Duration = Duration::from_secs(120);
+
 #[derive(Default)]
 pub(crate) struct FailureLimiter {
+    /// When the last mail of a kind went to an address.
+    sent: Mutex<HashMap<String, Instant>>,
     failures: Mutex<HashMap<String, (u32, Instant)>>,
 }
 
+/// Mails allowed per client address within the window (any addresses).
+const MAILS_PER_CLIENT: u32 = 100;
+/// One-time-password attempts allowed per record and client address, as PocketBase allows.
+const OTP_ATTEMPTS: u32 = 5;
+const OTP_WINDOW: Duration = Duration::from_secs(180);
+
+fn window(key: &str) -> Duration {
+    if key.starts_with("otp:") {
+        OTP_WINDOW
+    } else {
+        WINDOW
+    }
+}
+
 fn limit(key: &str) -> u32 {
-    if key.starts_with("ip:") {
+    if key.starts_with("otp:") {
+        OTP_ATTEMPTS
+    } else if key.starts_with("mailip:") {
+        MAILS_PER_CLIENT
+    } else if key.starts_with("ip:") {
         PER_CLIENT
     } else {
         PER_IDENTITY
@@ -31,7 +56,7 @@ impl FailureLimiter {
         let map = self.failures.lock().ok()?;
         keys.iter().find_map(|k| {
             let (n, start) = map.get(k)?;
-            let left = WINDOW.checked_sub(start.elapsed())?;
+            let left = window(k).checked_sub(start.elapsed())?;
             (*n >= limit(k)).then(|| left.as_secs().max(1))
         })
     }
@@ -42,14 +67,31 @@ impl FailureLimiter {
             return;
         };
         if map.len() > SWEEP_AT {
-            map.retain(|_, (_, start)| start.elapsed() < WINDOW);
+            map.retain(|k, (_, start)| start.elapsed() < window(k));
         }
         for k in keys {
             let e = map.entry(k.clone()).or_insert((0, Instant::now()));
-            if e.1.elapsed() >= WINDOW {
+            if e.1.elapsed() >= window(k) {
                 *e = (0, Instant::now());
             }
             e.0 += 1;
+        }
+    }
+
+    /// Whether a mail for `key` may go now (none went within [`RESEND_AFTER`]); notes it if so.
+    pub(crate) fn may_resend(&self, key: &str) -> bool {
+        let Ok(mut map) = self.sent.lock() else {
+            return false;
+        };
+        if map.len() > SWEEP_AT {
+            map.retain(|_, at| at.elapsed() < RESEND_AFTER);
+        }
+        match map.get(key) {
+            Some(at) if at.elapsed() < RESEND_AFTER => false,
+            _ => {
+                map.insert(key.to_owned(), Instant::now());
+                true
+            }
         }
     }
 

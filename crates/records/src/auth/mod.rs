@@ -1,15 +1,26 @@
 //! Authentication: who a request is ([`Auth`]), passwords and their hashes (`passwords`),
 //! tokens (`tokens`: PocketBase-shaped HS256 JWTs, issued and verified), signing in with a
 //! password, refreshing and impersonating (`signin`), superusers (`superusers`) and the limits on
-//! failed sign-ins (`limits`). OAuth2, one-time codes, MFA, mail and API keys will live here too.
+//! failed sign-ins (`limits`); the email flows (`flows`, with their single-purpose tokens in
+//! `flow_tokens` and their mails in `letters`); one-time codes and MFA (`otp`); where records sign in from and the alerts (`origins`). OAuth2 and API
+//! keys will live here too.
 
+mod flow_tokens;
+pub(crate) mod flows;
+pub(crate) mod letters;
 mod limits;
+mod origins;
+mod otp;
 mod passwords;
 mod signin;
 mod superusers;
 mod tokens;
 
+pub use letters::{AppInfo, Letter, LetterKind, sample_letter};
 pub(crate) use limits::FailureLimiter;
+pub use origins::Origin;
+pub use otp::SignIn;
+pub(crate) use otp::{mfa_duration, mfa_enabled, otp_duration, otp_enabled};
 pub(crate) use passwords::{hash_password, is_bcrypt, verify_password};
 pub use tokens::TokenClaims;
 pub(crate) use tokens::{peek, sign};

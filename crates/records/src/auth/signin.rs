@@ -3,7 +3,7 @@
 use pier_storage::Value as Db;
 use serde_json::{Map, Value, json};
 
-use crate::auth::{self, Auth, TokenClaims};
+use crate::auth::{self, Auth, Origin, SignIn, TokenClaims};
 use crate::collections::SUPERUSERS_ID;
 use crate::engine::{Engine, unix_now};
 use crate::error::RecordError;
@@ -62,7 +62,8 @@ impl Engine {
         }
     }
 
-    /// Password login. An unknown identity costs the same as a wrong password.
+    /// Password login. An unknown identity costs the same as a wrong password. With MFA on, the
+    /// answer may be the MFA step instead of a token; `mfa_id` completes an earlier step.
     ///
     /// # Errors
     /// [`RecordError::BadRequest`] "Failed to authenticate." for any failure.
@@ -71,8 +72,10 @@ impl Engine {
         c: &Collection,
         identity: &str,
         password: &str,
-        client: &str,
-    ) -> Result<(String, Map<String, Value>), RecordError> {
+        mfa_id: &str,
+        origin: &Origin,
+    ) -> Result<SignIn, RecordError> {
+        let client = origin.ip.as_str();
         let fail = || RecordError::BadRequest("Failed to authenticate.".into());
         if c.kind != CollectionType::Auth {
             return Err(fail());
@@ -104,26 +107,7 @@ impl Engine {
             self.limiter.fail(&keys);
             return Err(fail());
         };
-        // The collection's auth rule: null lets no one in, "" everyone, an expression the
-        // records it matches (e.g. `verified = true`).
-        let auth_rule: Option<String> = match c.options.get("authRule") {
-            Some(Value::String(r)) => Some(r.clone()),
-            Some(Value::Null) => None,
-            _ => Some(String::new()),
-        };
-        let as_self = RequestInfo {
-            auth: Self::auth_of(c, &id),
-            ..RequestInfo::default()
-        };
-        let allowed = match auth_rule.as_deref().map(str::trim) {
-            None => false,
-            Some("") => true,
-            Some(_) => self
-                .fetch_visible(c, &id, &auth_rule, &as_self)
-                .await?
-                .is_some(),
-        };
-        if !allowed {
+        if !self.passes_auth_rule(c, &id).await? {
             self.limiter.fail(&keys);
             return Err(fail());
         }
@@ -142,9 +126,35 @@ impl Engine {
                     .await?;
             }
         }
-        let token = Self::issue_token(c, &id, &token_key)?;
-        let record = self.record_for(c, &id, &Self::auth_of(c, &id)).await?;
-        Ok((token, record))
+        let _ = token_key;
+        self.finish_sign_in(c, &id, "password", mfa_id, origin)
+            .await
+    }
+
+    /// The collection's auth rule for record `id`: `null` lets no one in, `""` everyone, an
+    /// expression the records it matches (e.g. `verified = true`).
+    pub(crate) async fn passes_auth_rule(
+        &self,
+        c: &Collection,
+        id: &str,
+    ) -> Result<bool, RecordError> {
+        let auth_rule: Option<String> = match c.options.get("authRule") {
+            Some(Value::String(r)) => Some(r.clone()),
+            Some(Value::Null) => None,
+            _ => Some(String::new()),
+        };
+        let as_self = RequestInfo {
+            auth: Self::auth_of(c, id),
+            ..RequestInfo::default()
+        };
+        Ok(match auth_rule.as_deref().map(str::trim) {
+            None => false,
+            Some("") => true,
+            Some(_) => self
+                .fetch_visible(c, id, &auth_rule, &as_self)
+                .await?
+                .is_some(),
+        })
     }
 
     pub(crate) async fn record_for(
@@ -253,11 +263,21 @@ impl Engine {
             .get("passwordAuth")
             .cloned()
             .unwrap_or_else(|| json!({"enabled": true, "identityFields": ["email"]}));
+        let otp = if auth::otp_enabled(c) {
+            json!({"enabled": true, "duration": auth::otp_duration(c)})
+        } else {
+            json!({"enabled": false, "duration": 0})
+        };
+        let mfa = if auth::mfa_enabled(c) {
+            json!({"enabled": true, "duration": auth::mfa_duration(c)})
+        } else {
+            json!({"enabled": false, "duration": 0})
+        };
         Ok(json!({
             "password": password,
             "oauth2": {"enabled": false, "providers": []},
-            "mfa": {"enabled": false, "duration": 0},
-            "otp": {"enabled": false, "duration": 0},
+            "mfa": mfa,
+            "otp": otp,
         }))
     }
 }

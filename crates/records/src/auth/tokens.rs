@@ -41,7 +41,7 @@ struct Header {
 type HmacSha256 = Hmac<Sha256>;
 
 /// Signs claims into a compact JWT.
-pub(crate) fn sign(claims: &TokenClaims, key: &str) -> String {
+pub(crate) fn sign<T: Serialize>(claims: &T, key: &str) -> String {
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
     let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap_or_default());
     let signing_input = format!("{header}.{body}");
@@ -62,6 +62,11 @@ fn mac(key: &str, data: &[u8]) -> Vec<u8> {
 /// Decodes a token's claims without checking the signature (the key depends on the record the
 /// claims name). Only `HS256` is accepted; `none` and every other algorithm are refused.
 pub(crate) fn peek(token: &str) -> Option<TokenClaims> {
+    peek_as(token)
+}
+
+/// [`peek`] into any claims type.
+pub(crate) fn peek_as<T: serde::de::DeserializeOwned>(token: &str) -> Option<T> {
     let mut parts = token.split('.');
     let (h, c, _s) = (parts.next()?, parts.next()?, parts.next()?);
     if parts.next().is_some() {
@@ -75,7 +80,7 @@ pub(crate) fn peek(token: &str) -> Option<TokenClaims> {
 }
 
 /// Checks the signature with `key`, in constant time.
-fn verify_signature(token: &str, key: &str) -> bool {
+pub(crate) fn verify_signature(token: &str, key: &str) -> bool {
     let Some((input, sig)) = token.rsplit_once('.') else {
         return false;
     };

@@ -13,7 +13,7 @@ mod system;
 mod update;
 mod views;
 
-pub(crate) use options::{identity_fields, password_auth_enabled};
+pub(crate) use options::{identity_fields, password_auth_enabled, public_auth_options};
 pub use system::SUPERUSERS_ID;
 pub(crate) use system::{auth_fields, auth_options, id_field, superusers_collection};
 pub(crate) use update::Step;

@@ -1,8 +1,9 @@
 //! The keys a collection definition may carry, and the options of auth collections, in
-//! PocketBase's shape. A key pier does not know is refused with a 400 naming it, never dropped;
-//! a section for a feature pier does not have yet (OAuth2, OTP, MFA, auth alerts) is accepted
-//! only while it asks for nothing (`enabled: false`), so definitions exported from PocketBase
-//! or read back from pier round-trip, and a client is never told a feature is on when it is not.
+//! PocketBase's shape (with PocketBase's defaults for what a definition leaves out). A key pier
+//! does not know is refused with a 400 naming it, never dropped; a section for a feature pier
+//! does not have yet (OAuth2) is accepted only while it asks for nothing
+//! (`enabled: false`), so definitions exported from PocketBase or read back from pier
+//! round-trip, and a client is never told a feature is on when it is not.
 
 use serde_json::{Map, Value, json};
 
@@ -44,12 +45,7 @@ const TEMPLATE_KEYS: &[&str] = &[
 ];
 
 /// Sections of features pier does not have yet, with what to call them in an error.
-const NOT_YET: &[(&str, &str)] = &[
-    ("oauth2", "OAuth2 sign-in"),
-    ("otp", "One-time password sign-in"),
-    ("mfa", "Multi-factor authentication"),
-    ("authAlert", "Sign-in alert emails"),
-];
+const NOT_YET: &[(&str, &str)] = &[("oauth2", "OAuth2 sign-in")];
 
 /// An error on one key: `(key, code, message)`.
 pub(crate) type OptionError = (String, &'static str, String);
@@ -64,7 +60,16 @@ pub(crate) fn check_keys(
             || match kind {
                 CollectionType::View => key == "viewQuery",
                 CollectionType::Auth => {
-                    ["authRule", "manageRule", "authToken", "passwordAuth"].contains(&key.as_str())
+                    [
+                        "authRule",
+                        "manageRule",
+                        "authToken",
+                        "passwordAuth",
+                        "otp",
+                        "mfa",
+                        "authAlert",
+                    ]
+                    .contains(&key.as_str())
                         || TOKEN_KEYS.contains(&key.as_str())
                         || TEMPLATE_KEYS.contains(&key.as_str())
                         || NOT_YET.iter().any(|(k, _)| k == key)
@@ -207,6 +212,7 @@ pub(crate) fn apply_auth_options(
             options.insert((*key).to_owned(), Value::Object(object(key, t)?.clone()));
         }
     }
+    apply_otp_mfa(options, input)?;
     for (key, what) in NOT_YET {
         let Some(section) = input.get(*key) else {
             continue;
@@ -226,6 +232,102 @@ pub(crate) fn apply_auth_options(
         }
     }
     Ok(())
+}
+
+/// `otp {enabled, duration, length, emailTemplate}`, `mfa {enabled, duration, rule}` and
+/// `authAlert {enabled, emailTemplate}`; MFA needs two sign-in methods to choose from.
+fn apply_otp_mfa(
+    options: &mut Map<String, Value>,
+    input: &Map<String, Value>,
+) -> Result<(), OptionError> {
+    let invalid =
+        |key: &str, text: String| (key.to_owned(), "validation_invalid_auth_options", text);
+    for key in ["otp", "mfa", "authAlert"] {
+        let Some(given) = input.get(key) else {
+            continue;
+        };
+        let given = object(key, given)?;
+        let mut current = options
+            .get(key)
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        for (k, v) in given {
+            let ok = match (key, k.as_str()) {
+                (_, "enabled") => v.is_boolean(),
+                ("otp" | "mfa", "duration") => v.as_i64().is_some_and(|n| n > 0),
+                ("otp", "length") => v.as_i64().is_some_and(|n| (4..=32).contains(&n)),
+                ("otp" | "authAlert", "emailTemplate") => v.is_object(),
+                ("mfa", "rule") => v.is_string() || v.is_null(),
+                _ => false,
+            };
+            if !ok {
+                return Err(invalid(
+                    key,
+                    format!("`{key}.{k}` is not known or has a wrong value."),
+                ));
+            }
+            current.insert(k.clone(), v.clone());
+        }
+        options.insert(key.to_owned(), Value::Object(current));
+    }
+    let on = |key: &str| {
+        options
+            .get(key)
+            .and_then(|s| s.get("enabled"))
+            .and_then(Value::as_bool)
+    };
+    if on("mfa") == Some(true) {
+        let methods =
+            usize::from(on("passwordAuth") != Some(false)) + usize::from(on("otp") == Some(true));
+        if methods < 2 {
+            return Err((
+                "mfa.enabled".to_owned(),
+                "validation_mfa_not_enough_auths",
+                "MFA requires at least 2 auth methods to be enabled.".to_owned(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An auth collection's options as PocketBase reports them: what is stored, PocketBase's
+/// defaults for every section left out, and no secret.
+pub(crate) fn public_auth_options(options: &mut Map<String, Value>) {
+    use crate::auth::letters::{LetterKind, default_template};
+    let defaults = json!({
+        "oauth2": {"enabled": false, "mappedFields": {"id": "", "name": "", "username": "", "avatarURL": ""}, "providers": []},
+        "otp": {"enabled": false, "duration": 180, "length": 8, "emailTemplate": default_template(LetterKind::Otp)},
+        "mfa": {"enabled": false, "duration": 600, "rule": ""},
+        "authAlert": {"enabled": true, "emailTemplate": default_template(LetterKind::AuthAlert)},
+        "passwordResetToken": {"duration": 1800},
+        "emailChangeToken": {"duration": 1800},
+        "verificationToken": {"duration": 86_400},
+        "fileToken": {"duration": 180},
+        "verificationTemplate": default_template(LetterKind::Verification),
+        "resetPasswordTemplate": default_template(LetterKind::PasswordReset),
+        "confirmEmailChangeTemplate": default_template(LetterKind::EmailChange),
+    });
+    if let Value::Object(defaults) = defaults {
+        for (key, default) in defaults {
+            match (options.get_mut(&key), default) {
+                (None, d) => {
+                    options.insert(key, d);
+                }
+                (Some(Value::Object(own)), Value::Object(d)) => {
+                    for (k, v) in d {
+                        own.entry(k).or_insert(v);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    for key in std::iter::once("authToken").chain(TOKEN_KEYS.iter().copied()) {
+        if let Some(Value::Object(t)) = options.get_mut(key) {
+            t.remove("secret");
+        }
+    }
 }
 
 /// The identity fields password sign-in looks an identity up in, in order.
