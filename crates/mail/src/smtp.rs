@@ -156,5 +156,12 @@ fn describe(e: &lettre::transport::smtp::Error) -> String {
         }
         source = s.source();
     }
-    text
+    // lettre's messages repeat their kind ("Connection error: Connection error: …").
+    let mut parts: Vec<&str> = Vec::new();
+    for part in text.split(": ") {
+        if parts.last() != Some(&part) {
+            parts.push(part);
+        }
+    }
+    parts.join(": ")
 }

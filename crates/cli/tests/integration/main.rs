@@ -18,6 +18,7 @@ mod first_page;
 mod hardening;
 mod helpers;
 mod http_rules;
+mod mail;
 mod process;
 mod realtime;
 mod realtime_topology;

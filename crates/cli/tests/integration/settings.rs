@@ -47,6 +47,26 @@ async fn settings_sent_back_unchanged_are_accepted(api: Api) {
     assert_eq!(got["batch"]["enabled"], true);
     assert!(got["s3"].get("secret").is_none(), "{got}");
     assert_eq!(got, saved);
+
+    // The SMTP server is stored; its password is write-only: kept, never reported.
+    let mut smtp = got.clone();
+    smtp["smtp"] = json!({"enabled": true, "host": "mail.example.com", "port": 2525,
+        "username": "shop", "password": "smtp-secret-value", "authMethod": "LOGIN", "tls": true,
+        "localName": "shop.example.com"});
+    let (s, saved) = api.su("PATCH", "/api/settings", Some(smtp)).await;
+    assert_eq!(s, 200, "{saved}");
+    let (_, got) = api.su("GET", "/api/settings", None).await;
+    assert_eq!(
+        got["smtp"],
+        json!({"enabled": true, "host": "mail.example.com", "port": 2525, "username": "shop",
+            "authMethod": "LOGIN", "tls": true, "localName": "shop.example.com"})
+    );
+    assert!(!got.to_string().contains("smtp-secret-value"), "{got}");
+    // Sent back without the password, it stays as saved.
+    let (s, _) = api.su("PATCH", "/api/settings", Some(got.clone())).await;
+    assert_eq!(s, 200);
+    let (_, stored) = api.su("GET", "/api/settings", None).await;
+    assert_eq!(stored, got);
     api.app.stop().await;
 }
 
@@ -65,11 +85,16 @@ fn assert_refused(status: u16, body: &Value, path: &[&str]) {
 
 async fn settings_pier_does_not_implement_are_refused_naming_them(api: Api) {
     let (_, before) = api.su("GET", "/api/settings", None).await;
-    let refused: [(Value, &[&str]); 9] = [
+    let refused: [(Value, &[&str]); 10] = [
         (json!({"s3": {"enabled": true, "bucket": "b"}}), &["s3"]),
+        // SMTP is stored, but PocketBase's checks apply: an enabled server needs a host.
         (
-            json!({"smtp": {"enabled": true, "host": "mail.example.com"}}),
-            &["smtp"],
+            json!({"smtp": {"enabled": true, "host": ""}}),
+            &["smtp", "host"],
+        ),
+        (
+            json!({"smtp": {"enabled": true, "host": "mail.example.com", "authMethod": "CRAM"}}),
+            &["smtp", "authMethod"],
         ),
         (json!({"s3": {"secret": "a-secret"}}), &["s3"]),
         (json!({"backups": {"cron": "0 0 * * *"}}), &["backups"]),
