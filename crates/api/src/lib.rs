@@ -4,6 +4,7 @@
 //! (`{"data":{},"message":"…","status":404}`); 5xx bodies never carry internals.
 #![deny(clippy::unwrap_used)]
 
+mod api_keys;
 mod auth_flows;
 mod backups;
 mod batch;
@@ -38,6 +39,7 @@ pub fn router(state: AppState) -> Router {
         .merge(settings::router())
         .merge(mail::router())
         .merge(auth_flows::router())
+        .merge(api_keys::router())
         .merge(backups::router())
         .merge(files::router())
         .merge(tus::router())

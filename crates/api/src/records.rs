@@ -65,7 +65,8 @@ pub(crate) fn router(upload_limit: u64) -> Router<AppState> {
         )
 }
 
-/// The caller, from `Authorization: <token>` (with or without `Bearer `).
+/// The caller, from `Authorization: <token>` (with or without `Bearer `), or an API key
+/// (`pier_…`) held to its scope for this request.
 pub(crate) struct Caller(pub(crate) Auth);
 
 impl FromRequestParts<AppState> for Caller {
@@ -78,9 +79,20 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
             .filter(|t| !t.is_empty());
-        match token {
+        let Some(t) = token else {
+            return Ok(Caller(Auth::Guest));
+        };
+        let engine = state.engine().await?;
+        let bare = t.strip_prefix("Bearer ").unwrap_or(t).trim_start();
+        if !bare.starts_with(pier_records::KEY_PREFIX) {
+            return Ok(Caller(engine.authenticate(t).await));
+        }
+        match engine.authenticate_key(bare).await {
             None => Ok(Caller(Auth::Guest)),
-            Some(t) => Ok(Caller(state.engine().await?.authenticate(t).await)),
+            Some(key) => {
+                crate::api_keys::key_allows(&engine, &key, &parts.method, parts.uri.path()).await?;
+                Ok(Caller(key.auth))
+            }
         }
     }
 }

@@ -45,6 +45,8 @@ pub struct Engine {
     pub(crate) dummy_hash: String,
     /// Rule queries run for realtime events (a metric).
     pub(crate) rule_queries: Arc<std::sync::atomic::AtomicU64>,
+    /// When this process last wrote each API key's `lastUsed`.
+    pub(crate) key_uses: Arc<crate::auth::KeyUses>,
 }
 
 pub(crate) fn now() -> String {
@@ -115,6 +117,7 @@ impl Engine {
             events,
             dummy_hash,
             rule_queries: Arc::default(),
+            key_uses: Arc::default(),
         };
         let su = superusers_collection();
         let data = serde_json::to_string(&su).unwrap_or_default();
@@ -151,6 +154,7 @@ impl Engine {
             events: self.events.clone(),
             dummy_hash: self.dummy_hash.clone(),
             rule_queries: self.rule_queries.clone(),
+            key_uses: self.key_uses.clone(),
         }
     }
 
@@ -165,6 +169,7 @@ impl Engine {
             events: self.events.clone(),
             dummy_hash: self.dummy_hash.clone(),
             rule_queries: self.rule_queries.clone(),
+            key_uses: self.key_uses.clone(),
         }
     }
 

@@ -32,7 +32,10 @@ mod records;
 mod schema;
 mod values;
 
-pub use auth::{AppInfo, Auth, Letter, LetterKind, Origin, SignIn, TokenClaims, sample_letter};
+pub use auth::{
+    AppInfo, Auth, KEY_ACTIONS, KEY_PREFIX, KeyAuth, KeyScope, Letter, LetterKind, Origin, SignIn,
+    TokenClaims, sample_letter,
+};
 pub use collections::SUPERUSERS_ID;
 pub use engine::Engine;
 pub use error::RecordError;

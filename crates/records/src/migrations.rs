@@ -134,4 +134,36 @@ pub const MIGRATIONS: &[Migration] = &[
                  CREATE UNIQUE INDEX \"_authOrigins_fingerprint\"
                      ON \"_authOrigins\" (\"collectionRef\", \"recordRef\", fingerprint);",
     },
+    Migration {
+        version: 6,
+        name: "API keys",
+        sqlite: "CREATE TABLE \"_apiKeys\" (
+                     id TEXT PRIMARY KEY NOT NULL,
+                     name TEXT NOT NULL,
+                     \"collectionRef\" TEXT NOT NULL,
+                     \"recordRef\" TEXT NOT NULL,
+                     hash TEXT NOT NULL,
+                     prefix TEXT NOT NULL,
+                     scopes TEXT NOT NULL,
+                     expires INTEGER NOT NULL DEFAULT 0,
+                     created TEXT NOT NULL,
+                     \"lastUsed\" TEXT NOT NULL DEFAULT ''
+                 );
+                 CREATE UNIQUE INDEX \"_apiKeys_hash\" ON \"_apiKeys\" (hash);
+                 CREATE INDEX \"_apiKeys_record\" ON \"_apiKeys\" (\"collectionRef\", \"recordRef\");",
+        postgres: "CREATE TABLE \"_apiKeys\" (
+                     id TEXT PRIMARY KEY NOT NULL,
+                     name TEXT NOT NULL,
+                     \"collectionRef\" TEXT NOT NULL,
+                     \"recordRef\" TEXT NOT NULL,
+                     hash TEXT NOT NULL,
+                     prefix TEXT NOT NULL,
+                     scopes TEXT NOT NULL,
+                     expires BIGINT NOT NULL DEFAULT 0,
+                     created TEXT COLLATE \"C\" NOT NULL,
+                     \"lastUsed\" TEXT NOT NULL DEFAULT ''
+                 );
+                 CREATE UNIQUE INDEX \"_apiKeys_hash\" ON \"_apiKeys\" (hash);
+                 CREATE INDEX \"_apiKeys_record\" ON \"_apiKeys\" (\"collectionRef\", \"recordRef\");",
+    },
 ];

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // Tests unwrap: a failure is a panic with its message.
 
 mod api;
+mod api_keys;
 mod backup;
 mod backup_api;
 mod cli;

@@ -102,6 +102,13 @@ impl Engine {
                         changes = Engine::changes(Action::Delete, &c, &rows, None);
                     }
                     changes.push(Change::collections(&c));
+                    for t in crate::auth::RECORD_TABLES {
+                        tx.execute(
+                            &format!("DELETE FROM {t} WHERE \"collectionRef\" = $1"),
+                            &[id.clone().into()],
+                        )
+                        .await?;
+                    }
                     tx.execute_script(&drop).await?;
                     tx.execute("DELETE FROM _collections WHERE id = $1", &[id.into()])
                         .await?;
@@ -124,9 +131,17 @@ impl Engine {
             Self::columns(&c)
         );
         let events = self.events.clone();
+        let id = c.id.clone();
         self.store
             .write(move |tx| {
                 Box::pin(async move {
+                    for t in crate::auth::RECORD_TABLES {
+                        tx.execute(
+                            &format!("DELETE FROM {t} WHERE \"collectionRef\" = $1"),
+                            &[id.clone().into()],
+                        )
+                        .await?;
+                    }
                     let rows = Arc::new(tx.query(&sql, &[]).await?);
                     let changes = Engine::changes(Action::Delete, &c, &rows, None);
                     events.stage(tx, changes).await

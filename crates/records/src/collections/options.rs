@@ -68,6 +68,7 @@ pub(crate) fn check_keys(
                         "otp",
                         "mfa",
                         "authAlert",
+                        "apiKeys",
                     ]
                     .contains(&key.as_str())
                         || TOKEN_KEYS.contains(&key.as_str())
@@ -235,14 +236,15 @@ pub(crate) fn apply_auth_options(
 }
 
 /// `otp {enabled, duration, length, emailTemplate}`, `mfa {enabled, duration, rule}` and
-/// `authAlert {enabled, emailTemplate}`; MFA needs two sign-in methods to choose from.
+/// `authAlert {enabled, emailTemplate}`, and pier's `apiKeys {enabled}` (records may make API
+/// keys for themselves); MFA needs two sign-in methods to choose from.
 fn apply_otp_mfa(
     options: &mut Map<String, Value>,
     input: &Map<String, Value>,
 ) -> Result<(), OptionError> {
     let invalid =
         |key: &str, text: String| (key.to_owned(), "validation_invalid_auth_options", text);
-    for key in ["otp", "mfa", "authAlert"] {
+    for key in ["otp", "mfa", "authAlert", "apiKeys"] {
         let Some(given) = input.get(key) else {
             continue;
         };

@@ -488,6 +488,19 @@ impl Engine {
             params.push(v);
             assigns.push(format!("{} = ${}", quote(&f.name), params.len()));
         }
+        // A new password ends the record's sign-ins in progress (its OTPs and MFA steps).
+        let new_key = extra.iter().any(|(name, _)| name == "tokenKey");
+        let forget: Vec<String> = if new_key {
+            crate::auth::SIGN_IN_TABLES
+                .iter()
+                .map(|t| {
+                    format!("DELETE FROM {t} WHERE \"collectionRef\" = $1 AND \"recordRef\" = $2")
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let owner = [Db::Text(c.id.clone()), Db::Text(id.to_owned())];
         for (name, v) in extra {
             params.push(v);
             assigns.push(format!("{} = ${}", quote(&name), params.len()));
@@ -509,6 +522,9 @@ impl Engine {
             .write(move |tx| {
                 Box::pin(async move {
                     let rows = Arc::new(tx.query(&sql, &params).await?);
+                    for sql in &forget {
+                        tx.execute(sql, &owner).await?;
+                    }
                     let changes = Engine::changes(Action::Update, &shared, &rows, Some(&before));
                     events.stage(tx, changes).await?;
                     Ok(rows)
@@ -605,12 +621,27 @@ impl Engine {
             action: Action::Delete,
             before: None,
         });
+        // An auth record's OTPs, MFA steps, sign-in origins and API keys go with it.
+        let owned: Vec<String> = if c.kind == CollectionType::Auth {
+            crate::auth::RECORD_TABLES
+                .iter()
+                .map(|t| {
+                    format!("DELETE FROM {t} WHERE \"collectionRef\" = $1 AND \"recordRef\" = $2")
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let owner = [Db::Text(c.id.clone()), Db::Text(id.to_owned())];
         let events = self.events.clone();
         let id = Db::Text(id.to_owned());
         self.store
             .write(move |tx| {
                 Box::pin(async move {
                     let mut changes = Vec::new();
+                    for sql in &owned {
+                        tx.execute(sql, &owner).await?;
+                    }
                     let params = [id];
                     for s in &steps {
                         let before = match &s.before {
