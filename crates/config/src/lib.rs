@@ -9,7 +9,7 @@
 //! # Layout
 //! - `source`, `load`, `raw`: where values come from, the merged layers, and their raw shape.
 //! - `validate`: the layers become a [`Config`] (`model`), every bad value named with its key.
-//! - `database`, `gateway`, `tls`, `files`, `realtime`, `smtp`, `net`: the sections with rules of their
+//! - `database`, `gateway`, `tls`, `files`, `realtime`, `smtp`, `outbound`, `net`: the sections with rules of their
 //!   own.
 #![deny(clippy::unwrap_used)]
 
@@ -20,6 +20,7 @@ mod gateway;
 mod load;
 mod model;
 mod net;
+mod outbound;
 mod raw;
 mod realtime;
 mod smtp;
@@ -38,6 +39,7 @@ pub use model::{
     expose,
 };
 pub use net::IpNet;
+pub use outbound::OutboundConfig;
 pub use raw::{AppEnv, Durability, PgTlsMode};
 pub use realtime::RealtimeConfig;
 pub use secrecy::SecretString;

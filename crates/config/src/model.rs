@@ -236,6 +236,7 @@ pub struct Config {
     pub files: crate::files::FilesConfig,
     pub realtime: crate::realtime::RealtimeConfig,
     pub smtp: crate::smtp::SmtpConfig,
+    pub outbound: crate::outbound::OutboundConfig,
     pub apis: Vec<OutsideApi>,
     pub gateway: GatewayConfig,
     pub tls: crate::tls::TlsConfig,

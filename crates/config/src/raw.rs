@@ -63,6 +63,7 @@ pub(crate) struct RawConfig {
     pub(crate) files: crate::files::RawFiles,
     pub(crate) realtime: crate::realtime::RawRealtime,
     pub(crate) smtp: crate::smtp::RawSmtp,
+    pub(crate) outbound: crate::outbound::RawOutbound,
     /// Outside APIs, by name (`API_URL_<NAME>`, `API_KEY_<NAME>`).
     pub(crate) apis: BTreeMap<String, RawApi>,
     pub(crate) gateway: crate::gateway::RawGateway,

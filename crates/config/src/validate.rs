@@ -237,6 +237,7 @@ pub(crate) fn validate(raw: RawConfig, layers: Layers, role: Role) -> Result<Con
     let files = crate::files::validate(&raw.files, &layers)?;
     let realtime = crate::realtime::validate(&raw.realtime, &layers)?;
     let smtp = crate::smtp::validate(&raw.smtp, &layers)?;
+    let outbound = crate::outbound::validate(&raw.outbound, &layers)?;
 
     let mut apis = Vec::new();
     for (name, api) in &raw.apis {
@@ -321,6 +322,7 @@ pub(crate) fn validate(raw: RawConfig, layers: Layers, role: Role) -> Result<Con
         files,
         realtime,
         smtp,
+        outbound,
         apis,
         resolved: Arc::new(raw),
         layers: Arc::new(layers),
