@@ -156,7 +156,7 @@ impl Resolve for Guard {
             let host = name.as_str().to_ascii_lowercase();
             let addrs: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let allowed = allow.iter().any(|a| *a == host);
+            let allowed = allow.contains(&host);
             if !allowed && addrs.iter().any(|a| !is_public(a.ip())) {
                 return Err(Box::new(OutboundError::Refused(host)) as _);
             }
@@ -228,7 +228,7 @@ impl Outbound {
         let host = host_of(url);
         if let Ok(ip) = host.parse::<IpAddr>()
             && !is_public(ip)
-            && !self.allow.iter().any(|a| *a == host)
+            && !self.allow.contains(&host)
         {
             return Err(OutboundError::Refused(host));
         }
